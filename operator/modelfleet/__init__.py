@@ -1,0 +1,1 @@
+"""modelfleet: serve open LLMs on your own GPUs at the lowest cost."""

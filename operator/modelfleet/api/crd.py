@@ -1,0 +1,151 @@
+"""Generate the ModelDeployment CustomResourceDefinition from the pydantic types.
+
+Kubernetes wants a structural OpenAPI v3 schema: no $ref, no anyOf-with-null, no titles, no
+`const`. This module turns pydantic's JSON Schema into that shape, so `crds/` never drifts from
+the code (a test regenerates it and compares).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from modelfleet.api.types import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+)
+
+_DROPPED_KEYS = {"title", "additionalProperties", "$defs"}
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+    {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
+    {"name": "GPU", "type": "string", "jsonPath": ".spec.gpu.product"},
+    {"name": "GPUs", "type": "integer", "jsonPath": ".spec.gpu.count", "priority": 1},
+    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+    {
+        "name": "Status",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+    },
+    {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def structural_schema(model: type[Any]) -> dict[str, Any]:
+    """The OpenAPI v3 structural schema of a pydantic model, with $refs inlined."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    definitions = schema.get("$defs", {})
+    result: dict[str, Any] = _convert(schema, definitions)
+    return result
+
+
+def _convert(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_convert(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _convert(merged, definitions)
+    if "anyOf" in node:
+        node = _without_null_branch(node)
+    if "allOf" in node and len(node["allOf"]) == 1:
+        rest = {k: v for k, v in node.items() if k != "allOf"}
+        node = {**node["allOf"][0], **rest}
+    if "const" in node:
+        node = {**{k: v for k, v in node.items() if k != "const"}, "enum": [node["const"]]}
+    if "enum" in node and "type" not in node:
+        node = {**node, "type": "string"}
+    if node.get("default", object()) is None:
+        node = {k: v for k, v in node.items() if k != "default"}
+    if node.get("type") == "object" and "properties" in node and "required" in node:
+        node = {**node, "required": sorted(node["required"])}
+    return {
+        key: (value if key in ("default", "enum", "required") else _convert(value, definitions))
+        for key, value in node.items()
+        if key not in _DROPPED_KEYS
+    }
+
+
+def _without_null_branch(node: dict[str, Any]) -> dict[str, Any]:
+    """Optional fields: absent means unset, so the null branch adds nothing to the schema."""
+    branches = [b for b in node["anyOf"] if b != {"type": "null"}]
+    if len(branches) != 1:
+        raise ValueError(f"cannot express anyOf {node['anyOf']} in a structural schema")
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    return {**branches[0], **rest}
+
+
+def crd() -> dict[str, Any]:
+    """The ModelDeployment CustomResourceDefinition as a dict."""
+    spec_schema = structural_schema(ModelDeploymentSpec)
+    status_schema = structural_schema(ModelDeploymentStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "modelfleet"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": ["modelfleet"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (
+                                "ModelDeployment serves one open model on GPU-scheduled "
+                                "inference engine pods."
+                            ),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    header = "# Generated by `make crds` from operator/modelfleet/api/types.py; do not edit.\n"
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=100)

@@ -1,0 +1,65 @@
+"""The `modelfleet` command: run the operator, manage the local cluster, generate artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelfleet",
+        description="Serve open LLMs on your own GPUs at the lowest cost.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig",
+        description="Run the modelfleet operator (kopf) against the current kubeconfig context.",
+    )
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )
+    run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=_run_operator)
+
+    crds = commands.add_parser(
+        "crds",
+        help="print the generated CustomResourceDefinition YAML",
+        description="Print the ModelDeployment CRD generated from the pydantic types.",
+    )
+    crds.set_defaults(func=_print_crds)
+
+    from modelfleet.sim.cluster.cli import add_cluster_commands
+
+    add_cluster_commands(commands)
+    return parser
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    from modelfleet.handlers.main import run_operator
+
+    return run_operator(namespaces=args.namespace, verbose=args.verbose)
+
+
+def _print_crds(args: argparse.Namespace) -> int:
+    from modelfleet.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

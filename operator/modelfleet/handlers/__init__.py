@@ -1,0 +1,5 @@
+"""kopf handlers; `kopf run -m modelfleet.handlers` loads them all."""
+
+from modelfleet.handlers import main, modeldeployment
+
+__all__ = ["main", "modeldeployment"]

@@ -1,0 +1,134 @@
+"""kopf handlers for ModelDeployment: observe, call the pure core, apply, write status.
+
+Level-based: create, resume, update and a periodic timer all run the same reconcile, and events
+of the children (Deployment, Pods) refresh the owner's status so it follows reality within
+seconds instead of a timer period.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes.dynamic.exceptions import DynamicApiError
+from pydantic import ValidationError
+
+from modelfleet.api.errors import describe
+from modelfleet.api.types import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    own_status,
+)
+from modelfleet.kube.client import Kube
+from modelfleet.render.children import MANAGED_BY, OWNER_LABEL, children, selector_string
+from modelfleet.status import Observed, compute_status, invalid_spec_status
+
+RESYNC_SECONDS = 30
+CHILD_LABELS: Mapping[str, Any] = {
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    OWNER_LABEL: kopf.PRESENT,
+}
+
+# One status writer per ModelDeployment at a time: child events and reconciles race otherwise.
+_status_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    reconcile(memo.kube, body, raise_on_invalid=True)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    reconcile(memo.kube, body, raise_on_invalid=False)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
+def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    owner = body.metadata.labels[OWNER_LABEL]
+    refresh_status(memo.kube, str(body.metadata.namespace), owner)
+
+
+def reconcile(kube: Kube, body: kopf.Body, *, raise_on_invalid: bool) -> None:
+    """Make the children match the spec, then report how far reality is from it."""
+    try:
+        md = ModelDeployment.from_body(body)
+    except ValidationError as error:
+        message = describe(error)
+        _write_invalid(kube, body, message)
+        if raise_on_invalid:
+            raise kopf.PermanentError(f"invalid ModelDeployment: {message}") from error
+        return
+    try:
+        for child in children(md):
+            kube.apply(child)
+    except DynamicApiError as error:
+        raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
+    refresh_status(kube, md.metadata.namespace, md.metadata.name)
+
+
+def refresh_status(kube: Kube, namespace: str, name: str) -> None:
+    """Recompute the status from the children and write it if it changed."""
+    with _status_locks[(namespace, name)]:
+        body = kube.get(API_VERSION, KIND, name, namespace)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        try:
+            md = ModelDeployment.from_body(body)
+        except ValidationError:
+            return  # reconcile reports invalid specs; there is nothing to observe
+        observed = _observe(kube, md)
+        desired = compute_status(md, observed, now=_now())
+        _write_if_changed(kube, md.status, desired, namespace, name)
+
+
+def _observe(kube: Kube, md: ModelDeployment) -> Observed:
+    namespace, name = md.metadata.namespace, md.metadata.name
+    deployment = kube.get("apps/v1", "Deployment", name, namespace)
+    pods = kube.list("v1", "Pod", namespace, label_selector=selector_string(md))
+    waiting = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "False"
+        for p in pods
+        for c in (p.get("status") or {}).get("conditions") or []
+    )
+    # Nodes are read only to explain unschedulable pods: most reconciles never need them.
+    nodes = kube.list("v1", "Node") if waiting else []
+    return Observed(deployment=deployment, pods=pods, nodes=nodes)
+
+
+def _write_invalid(kube: Kube, body: kopf.Body, message: str) -> None:
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+    with _status_locks[(namespace, name)]:
+        previous = ModelDeploymentStatus.model_validate(own_status(body.get("status")))
+        generation = int(body.metadata.get("generation") or 0)
+        desired = invalid_spec_status(generation, previous, message, now=_now())
+        _write_if_changed(kube, previous, desired, namespace, name)
+
+
+def _write_if_changed(
+    kube: Kube,
+    previous: ModelDeploymentStatus,
+    desired: ModelDeploymentStatus,
+    namespace: str,
+    name: str,
+) -> None:
+    before = previous.model_dump(by_alias=True, exclude_none=True, mode="json")
+    after = desired.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if before != after:
+        kube.apply_model_deployment_status(namespace, name, after)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,108 @@
+"""The only code that talks to the Kubernetes API server.
+
+Writes are server-side applies under one field manager, so applying the same desired object
+again is a no-op and fields other managers own are left alone. "Already exists", "not found" and
+conflicts on the way are expected in a level-based operator and are not errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubernetes import config
+from kubernetes.client import ApiClient
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.resource import Resource
+
+from modelfleet.api.types import API_VERSION, KIND
+
+FIELD_MANAGER = "modelfleet"
+
+log = logging.getLogger(__name__)
+
+
+def load_api_client(kubeconfig: str | None = None) -> ApiClient:
+    """An API client from a kubeconfig path, the default kubeconfig, or the in-cluster account."""
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        return config.new_client_from_config()
+    return ApiClient()
+
+
+class Kube:
+    """Typed-enough access to the few resources modelfleet reads and writes."""
+
+    def __init__(self, api_client: ApiClient) -> None:
+        self._dynamic = DynamicClient(api_client)
+        self._resources: dict[tuple[str, str], Resource] = {}
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply one object as modelfleet, taking over fields it must own."""
+        meta = obj["metadata"]
+        result = self.resource(obj["apiVersion"], obj["kind"]).server_side_apply(
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        applied: dict[str, Any] = result.to_dict()
+        return applied
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The object, or None when it does not exist (yet, or any more)."""
+        try:
+            obj = self.resource(api_version, kind).get(name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        found: dict[str, Any] = obj.to_dict()
+        return found
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        listed = self.resource(api_version, kind).get(
+            namespace=namespace, label_selector=label_selector
+        )
+        items: list[dict[str, Any]] = listed.to_dict().get("items") or []
+        return items
+
+    def apply_model_deployment_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> bool:
+        """Write our status fields; False when the ModelDeployment is already gone."""
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
+        try:
+            self.resource(API_VERSION, KIND).status.server_side_apply(
+                body=body,
+                name=name,
+                namespace=namespace,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except NotFoundError:
+            log.debug("ModelDeployment %s/%s is gone; status not written", namespace, name)
+            return False
+        return True

@@ -1,0 +1,160 @@
+"""Desired child objects of a ModelDeployment: a Deployment of engine pods and a Service.
+
+Pure: the same ModelDeployment always renders the same objects, with deterministic names and an
+owner reference, so applying them again is a no-op and deleting the owner collects them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelfleet.api.types import API_VERSION, KIND, ModelDeployment
+from modelfleet.render.engines import ENGINE_PORT, profile
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+OWNER_LABEL = "modelfleet.dev/deployment"
+MANAGED_BY = "modelfleet"
+SHM_PER_GPU_GIB = 8
+MODEL_LOAD_TIMEOUT_SECONDS = 30 * 60
+PORT_NAME = "http"
+
+
+def selector_labels(md: ModelDeployment) -> dict[str, str]:
+    """Labels that select a deployment's engine pods; never change them (selectors are fixed)."""
+    return {OWNER_LABEL: md.metadata.name}
+
+
+def selector_string(md: ModelDeployment) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector_labels(md).items())
+
+
+def endpoint_url(md: ModelDeployment) -> str:
+    """In-cluster base URL of the OpenAI-compatible API."""
+    meta = md.metadata
+    return f"http://{meta.name}.{meta.namespace}.svc.cluster.local:{ENGINE_PORT}/v1"
+
+
+def children(md: ModelDeployment) -> list[dict[str, Any]]:
+    """Every object the ModelDeployment owns, in apply order."""
+    return [deployment(md), service(md)]
+
+
+def _labels(md: ModelDeployment) -> dict[str, str]:
+    return {
+        **selector_labels(md),
+        "app.kubernetes.io/name": md.metadata.name,
+        "app.kubernetes.io/component": "inference-engine",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "modelfleet.dev/engine": str(md.spec.engine),
+    }
+
+
+def _metadata(md: ModelDeployment) -> dict[str, Any]:
+    return {
+        "name": md.metadata.name,
+        "namespace": md.metadata.namespace,
+        "labels": _labels(md),
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": md.metadata.name,
+                "uid": md.metadata.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def deployment(md: ModelDeployment) -> dict[str, Any]:
+    spec = md.spec
+    gpus = spec.gpu.count
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(md),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": selector_labels(md)},
+            # Surge one replica and never take one away first: a rollout must not cut serving
+            # capacity; when no GPUs are free for the surge, status explains the wait.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {"labels": _labels(md)},
+                "spec": {
+                    "nodeSelector": {GPU_PRODUCT_LABEL: spec.gpu.product},
+                    "tolerations": [
+                        {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+                    ],
+                    "containers": [_engine_container(md)],
+                    "volumes": [
+                        {
+                            "name": "dshm",
+                            "emptyDir": {
+                                "medium": "Memory",
+                                "sizeLimit": f"{SHM_PER_GPU_GIB * gpus}Gi",
+                            },
+                        },
+                        {"name": "model-cache", "emptyDir": {}},
+                    ],
+                    # Engines drain in-flight requests on SIGTERM; long generations need time.
+                    "terminationGracePeriodSeconds": 60,
+                },
+            },
+        },
+    }
+
+
+def _engine_container(md: ModelDeployment) -> dict[str, Any]:
+    spec = md.spec
+    engine = profile(spec.engine)
+    health = {"httpGet": {"path": engine.health_path, "port": PORT_NAME}}
+    container: dict[str, Any] = {
+        "name": "engine",
+        "image": spec.image or engine.image,
+        "args": engine.args(spec),
+        "ports": [{"name": PORT_NAME, "containerPort": ENGINE_PORT, "protocol": "TCP"}],
+        "env": [{"name": "HF_HOME", "value": "/models"}],
+        "resources": {
+            "limits": {GPU_RESOURCE: str(spec.gpu.count)},
+            "requests": {GPU_RESOURCE: str(spec.gpu.count)},
+        },
+        # Loading weights can take many minutes: the startup probe allows for it, so liveness
+        # never kills a replica that is still loading.
+        "startupProbe": {
+            **health,
+            "periodSeconds": 10,
+            "failureThreshold": MODEL_LOAD_TIMEOUT_SECONDS // 10,
+        },
+        "readinessProbe": {**health, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {**health, "periodSeconds": 10, "failureThreshold": 6},
+        "volumeMounts": [
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "model-cache", "mountPath": "/models"},
+        ],
+    }
+    command = engine.command()
+    if command:
+        container["command"] = command
+    return container
+
+
+def service(md: ModelDeployment) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(md),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(md),
+            "ports": [
+                {"name": PORT_NAME, "port": ENGINE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
+        },
+    }

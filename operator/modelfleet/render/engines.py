@@ -1,0 +1,118 @@
+"""One builder per inference engine: image, command line, port, probes and metric names.
+
+Everything engine-specific lives here so the rest of the operator never branches on the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelfleet.api.types import Engine, ModelDeploymentSpec
+
+ENGINE_PORT = 8000
+
+
+@dataclass(frozen=True)
+class EngineMetrics:
+    """Prometheus names an engine exposes on /metrics, for the autoscaler and cost reports."""
+
+    waiting: str
+    running: str
+    kv_cache_usage: str
+    prompt_tokens: str
+    generation_tokens: str
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """How one engine is run in a container."""
+
+    engine: Engine
+    image: str
+    health_path: str
+    metrics_path: str
+    metrics: EngineMetrics
+
+    def command(self) -> list[str] | None:
+        """Container command; None keeps the image's entrypoint."""
+        if self.engine == Engine.SGLANG:
+            return ["python3", "-m", "sglang.launch_server"]
+        return None
+
+    def args(self, spec: ModelDeploymentSpec) -> list[str]:
+        """Engine arguments: model, network and parallelism first, then the user's extras."""
+        gpus = spec.gpu.count
+        if self.engine == Engine.VLLM:
+            own = [
+                f"--model={spec.model}",
+                f"--served-model-name={spec.model}",
+                "--host=0.0.0.0",
+                f"--port={ENGINE_PORT}",
+                f"--tensor-parallel-size={gpus}",
+            ]
+        elif self.engine == Engine.SGLANG:
+            own = [
+                f"--model-path={spec.model}",
+                f"--served-model-name={spec.model}",
+                "--host=0.0.0.0",
+                f"--port={ENGINE_PORT}",
+                f"--tp-size={gpus}",
+                "--enable-metrics",
+            ]
+        else:
+            own = [
+                f"--hf-repo={spec.model}",
+                f"--alias={spec.model}",
+                "--host=0.0.0.0",
+                f"--port={ENGINE_PORT}",
+                "--n-gpu-layers=999",
+                "--metrics",
+            ]
+        return own + list(spec.extra_args)
+
+
+PROFILES: dict[Engine, EngineProfile] = {
+    Engine.VLLM: EngineProfile(
+        engine=Engine.VLLM,
+        image="vllm/vllm-openai:v0.11.0",
+        health_path="/health",
+        metrics_path="/metrics",
+        metrics=EngineMetrics(
+            waiting="vllm:num_requests_waiting",
+            running="vllm:num_requests_running",
+            kv_cache_usage="vllm:kv_cache_usage_perc",
+            prompt_tokens="vllm:prompt_tokens_total",
+            generation_tokens="vllm:generation_tokens_total",
+        ),
+    ),
+    Engine.SGLANG: EngineProfile(
+        engine=Engine.SGLANG,
+        image="lmsysorg/sglang:v0.5.4",
+        health_path="/health",
+        metrics_path="/metrics",
+        metrics=EngineMetrics(
+            waiting="sglang:num_queue_reqs",
+            running="sglang:num_running_reqs",
+            kv_cache_usage="sglang:token_usage",
+            prompt_tokens="sglang:prompt_tokens_total",
+            generation_tokens="sglang:generation_tokens_total",
+        ),
+    ),
+    Engine.LLAMACPP: EngineProfile(
+        engine=Engine.LLAMACPP,
+        image="ghcr.io/ggml-org/llama.cpp:server-cuda",
+        health_path="/health",
+        metrics_path="/metrics",
+        metrics=EngineMetrics(
+            waiting="llamacpp:requests_deferred",
+            running="llamacpp:requests_processing",
+            kv_cache_usage="llamacpp:kv_cache_usage_ratio",
+            prompt_tokens="llamacpp:prompt_tokens_total",
+            generation_tokens="llamacpp:tokens_predicted_total",
+        ),
+    ),
+}
+
+
+def profile(engine: Engine | str) -> EngineProfile:
+    return PROFILES[Engine(engine)]

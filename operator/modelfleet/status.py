@@ -1,0 +1,253 @@
+"""Status of a ModelDeployment from what its children report: replicas and three conditions.
+
+Pure: it reads plain object dicts (Deployment, Pods, Nodes) so it is tested with tables and the
+handlers stay thin. Conditions keep their lastTransitionTime while their status holds, so
+recomputing an unchanged state yields an identical status and nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfleet.api.types import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    ModelDeployment,
+    ModelDeploymentStatus,
+)
+from modelfleet.render.children import (
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    endpoint_url,
+    selector_string,
+)
+
+# Container states that will not fix themselves: the pod needs a human or a spec change.
+FAILING_CONTAINER_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What exists now for one ModelDeployment."""
+
+    deployment: dict[str, Any] | None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+def compute_status(md: ModelDeployment, observed: Observed, now: str) -> ModelDeploymentStatus:
+    """The status the ModelDeployment should have, given its children."""
+    desired = md.spec.replicas
+    dep_status = (observed.deployment or {}).get("status") or {}
+    existing = int(dep_status.get("replicas") or 0)
+    ready = int(dep_status.get("readyReplicas") or 0)
+    updated = int(dep_status.get("updatedReplicas") or 0)
+    own_pods = [p for p in observed.pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+    unschedulable = _unschedulable_message(md, own_pods, observed.nodes)
+    failing = _failing_message(own_pods)
+    rollout_current = observed.deployment is not None and _deployment_caught_up(observed.deployment)
+    settled = rollout_current and existing == desired and updated == desired and ready == desired
+    stuck = _progress_deadline_exceeded(observed.deployment)
+
+    ready_verdict = _ready(desired, ready, observed, unschedulable, failing)
+    if settled:
+        progressing = _Verdict("False", "Complete", f"{ready}/{desired} replicas ready")
+    elif unschedulable:
+        progressing = _Verdict("True", "WaitingForGPUs", unschedulable)
+    elif stuck:
+        progressing = _Verdict("False", "RolloutStuck", stuck)
+    elif not rollout_current:
+        progressing = _Verdict("True", "RollingOut", "the Deployment is taking up the new spec")
+    else:
+        progressing = _Verdict("True", *_progress_phase(desired, existing, ready, updated))
+
+    if unschedulable:
+        degraded = _Verdict("True", "Unschedulable", unschedulable)
+    elif failing:
+        degraded = _Verdict("True", "EngineFailing", failing)
+    elif stuck:
+        degraded = _Verdict("True", "RolloutStuck", stuck)
+    else:
+        degraded = _Verdict("False", "AsExpected", "")
+
+    return ModelDeploymentStatus(
+        observed_generation=md.metadata.generation,
+        replicas=existing,
+        ready_replicas=ready,
+        selector=selector_string(md),
+        endpoint=endpoint_url(md),
+        conditions=_merge_conditions(
+            md.status,
+            md.metadata.generation,
+            {"Ready": ready_verdict, "Progressing": progressing, "Degraded": degraded},
+            now,
+        ),
+    )
+
+
+def invalid_spec_status(
+    md_generation: int, previous: ModelDeploymentStatus, message: str, now: str
+) -> ModelDeploymentStatus:
+    """Status for a spec the operator cannot act on; children are left as they are."""
+    verdict = _Verdict("False", "InvalidSpec", message)
+    verdicts: dict[ConditionType, _Verdict] = {
+        "Ready": verdict,
+        "Progressing": verdict,
+        "Degraded": _Verdict("True", "InvalidSpec", message),
+    }
+    return previous.model_copy(
+        update={
+            "observed_generation": md_generation,
+            "conditions": _merge_conditions(previous, md_generation, verdicts, now),
+        }
+    )
+
+
+def _ready(
+    desired: int, ready: int, observed: Observed, unschedulable: str, failing: str
+) -> _Verdict:
+    if desired == 0:
+        return _Verdict("False", "ScaledToZero", "replicas is 0: nothing is serving")
+    if ready >= desired:
+        return _Verdict("True", "AllReplicasReady", f"{ready}/{desired} replicas ready")
+    counts = f"{ready}/{desired} replicas ready"
+    if unschedulable:
+        return _Verdict("False", "Unschedulable", f"{counts}; {unschedulable}")
+    if failing:
+        return _Verdict("False", "EngineFailing", f"{counts}; {failing}")
+    if observed.deployment is None:
+        return _Verdict("False", "Creating", "creating the engine Deployment")
+    if any(_phase(p) == "Running" for p in observed.pods):
+        return _Verdict("False", "ModelLoading", f"{counts}; engines are loading the model")
+    return _Verdict("False", "ReplicasNotReady", f"{counts}; waiting for engine pods to start")
+
+
+def _progress_phase(desired: int, existing: int, ready: int, updated: int) -> tuple[str, str]:
+    if updated < existing or (updated < desired and existing >= desired):
+        return "RollingOut", f"{updated}/{desired} replicas on the current spec"
+    if existing < desired:
+        return "ScalingUp", f"{existing}/{desired} replicas exist"
+    if existing > desired:
+        return "ScalingDown", f"{existing} replicas exist, {desired} wanted"
+    return "ModelLoading", f"{ready}/{desired} replicas ready"
+
+
+def _deployment_caught_up(deployment: dict[str, Any]) -> bool:
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    seen = int((deployment.get("status") or {}).get("observedGeneration") or 0)
+    return seen >= generation
+
+
+def _progress_deadline_exceeded(deployment: dict[str, Any] | None) -> str:
+    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return str(cond.get("message") or "the rollout made no progress before its deadline")
+    return ""
+
+
+def _phase(pod: dict[str, Any]) -> str:
+    return str((pod.get("status") or {}).get("phase") or "")
+
+
+def _unschedulable_message(
+    md: ModelDeployment, pods: list[dict[str, Any]], nodes: list[dict[str, Any]]
+) -> str:
+    """Plain words for why pods wait, from the scheduler's own reason and the GPU inventory."""
+    pending = [msg for p in pods if (msg := _scheduler_refusal(p))]
+    if not pending:
+        return ""
+    product, count = md.spec.gpu.product, md.spec.gpu.count
+    per_node = [_allocatable_gpus(n) for n in nodes if _gpu_product(n) == product]
+    replicas = "1 replica cannot" if len(pending) == 1 else f"{len(pending)} replicas cannot"
+    if not per_node:
+        products = sorted({p for n in nodes if (p := _gpu_product(n))})
+        known = ", ".join(products) if products else "none"
+        why = f"no node has GPU product {product} (GPU products in the cluster: {known})"
+    elif max(per_node) < count:
+        why = (
+            f"a replica needs {count} GPUs on one node, but {product} nodes have at most "
+            f"{max(per_node)}"
+        )
+    else:
+        why = (
+            f"no {product} node has {count} free GPUs; the pods wait until GPUs are freed "
+            "or nodes are added"
+        )
+    return f"{replicas} be scheduled: {why} (scheduler: {pending[0]})"
+
+
+def _scheduler_refusal(pod: dict[str, Any]) -> str:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            return str(cond.get("message") or "no reason given").strip()
+    return ""
+
+
+def _failing_message(pods: list[dict[str, Any]]) -> str:
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in FAILING_CONTAINER_REASONS:
+                name = (pod.get("metadata") or {}).get("name", "?")
+                detail = waiting.get("message") or ""
+                return f"pod {name}: {reason}" + (f": {detail}" if detail else "")
+    return ""
+
+
+def _gpu_product(node: dict[str, Any]) -> str:
+    return str(((node.get("metadata") or {}).get("labels") or {}).get(GPU_PRODUCT_LABEL) or "")
+
+
+def _allocatable_gpus(node: dict[str, Any]) -> int:
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    return int(allocatable.get(GPU_RESOURCE) or 0)
+
+
+def _merge_conditions(
+    previous: ModelDeploymentStatus,
+    generation: int,
+    verdicts: dict[ConditionType, _Verdict],
+    now: str,
+) -> list[Condition]:
+    merged = []
+    for type_, verdict in verdicts.items():
+        before = previous.condition(type_)
+        changed = before is None or before.status != verdict.status
+        merged.append(
+            Condition(
+                type=type_,
+                status=verdict.status,
+                reason=verdict.reason,
+                message=verdict.message,
+                last_transition_time=now
+                if changed or before is None
+                else before.last_transition_time,
+                observed_generation=generation,
+            )
+        )
+    return merged

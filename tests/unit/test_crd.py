@@ -1,0 +1,72 @@
+"""The CRD is generated from the pydantic types; checked-in copies must match the generator."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelfleet.api.crd import crd, crd_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKED_IN = [
+    ROOT / "crds" / "modeldeployments.modelfleet.dev.yaml",
+    ROOT / "charts" / "modelfleet" / "crds" / "modeldeployments.modelfleet.dev.yaml",
+]
+
+
+@pytest.mark.parametrize("path", CHECKED_IN, ids=lambda p: str(p.relative_to(ROOT)))
+def test_checked_in_crd_matches_the_types(path: Path) -> None:
+    assert path.read_text() == crd_yaml(), f"{path} drifted from the types: run `make crds`"
+
+
+def _keys(node: Any, trail: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.append((f"{trail}.{key}", key))
+            found.extend(_keys(value, f"{trail}.{key}"))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_keys(value, f"{trail}[{i}]"))
+    return found
+
+
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_schema_is_structural() -> None:
+    forbidden = {"$ref", "$defs", "anyOf", "allOf", "const", "title", "additionalProperties"}
+    assert [path for path, key in _keys(_schema()) if key in forbidden] == []
+
+
+def test_every_spec_field_is_described() -> None:
+    def undescribed(node: dict[str, Any], path: str) -> list[str]:
+        missing = [] if "description" in node else [path]
+        for name, child in (node.get("properties") or {}).items():
+            missing += undescribed(child, f"{path}.{name}")
+        return missing
+
+    assert undescribed(_schema()["properties"]["spec"], "spec") == []
+
+
+def test_scale_subresource_and_printer_columns() -> None:
+    version = crd()["spec"]["versions"][0]
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    columns = {c["name"] for c in version["additionalPrinterColumns"]}
+    assert {"Model", "Engine", "GPU", "Replicas", "Ready", "Age"} <= columns
+
+
+def test_cel_rules_carry_field_paths() -> None:
+    rules = _schema()["properties"]["spec"]["x-kubernetes-validations"]
+    assert {r["fieldPath"] for r in rules} == {".gpu.count", ".extraArgs"}
+
+
+def test_yaml_round_trips() -> None:
+    assert yaml.safe_load(crd_yaml()) == crd()
