@@ -1,0 +1,189 @@
+"""Build etcd, the Kubernetes binaries and kwok from the pinned tools modules, cached by hash.
+
+A cold Kubernetes build takes tens of minutes on two cores, so binaries are cached outside the
+repo under a key that changes whenever a tools module's go.mod or go.sum changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelfleet.sim.cluster.paths import cache_dir, tools_dir
+
+PROGRESS_INTERVAL_SECONDS = 15.0
+COMPLETE_MARKER = ".complete"
+_VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+
+
+class BuildError(RuntimeError):
+    """A `go build` failed; the message carries the tail of go's output."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One `go build` of one tools module into one cache directory."""
+
+    name: str
+    module_path: str
+    packages: tuple[str, ...]
+    binaries: tuple[str, ...]
+
+
+COMPONENTS = (
+    Component(
+        name="etcd",
+        module_path="go.etcd.io/etcd/server/v3",
+        packages=("go.etcd.io/etcd/server/v3",),
+        binaries=("etcd",),
+    ),
+    Component(
+        name="kubernetes",
+        module_path="k8s.io/kubernetes",
+        packages=tuple(
+            f"k8s.io/kubernetes/cmd/{binary}"
+            for binary in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+        ),
+        binaries=("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    ),
+    Component(
+        name="kwok",
+        module_path="sigs.k8s.io/kwok",
+        packages=("sigs.k8s.io/kwok/cmd/kwok",),
+        binaries=("kwok",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Absolute paths of every binary the local cluster runs."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    kwok: Path
+
+
+def module_version(go_mod: str, module_path: str) -> str:
+    """The version a go.mod requires for `module_path` (e.g. `v1.36.3`)."""
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module_path)}\s+(v\S+)", go_mod, re.M)
+    if match is None:
+        raise BuildError(f"go.mod does not require {module_path}")
+    return match.group(1)
+
+
+def version_ldflags(version: str) -> list[str]:
+    """`-X` flags so Kubernetes binaries report `version` instead of `v0.0.0-master`."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    values = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return [
+        f"-X {package}.{key}={value}"
+        for package in _VERSION_PACKAGES
+        for key, value in values.items()
+    ]
+
+
+def go_build_command(component: Component, version: str, out: Path) -> list[str]:
+    """The single `go build` invocation for a component; `out` is a directory."""
+    ldflags = ["-s", "-w"]
+    if component.name == "kubernetes":
+        ldflags += version_ldflags(version)
+    # `go build -o DIR/` names binaries after packages; etcd's package would come out as "v3".
+    single = len(component.packages) == 1
+    output = str(out / component.binaries[0]) if single else f"{out}{os.sep}"
+    return [
+        "go",
+        "build",
+        "-trimpath",
+        "-ldflags",
+        " ".join(ldflags),
+        "-o",
+        output,
+        *component.packages,
+    ]
+
+
+def module_dir(component: Component) -> Path:
+    return tools_dir() / component.name
+
+
+def cache_key(module: Path) -> str:
+    """Short hash of go.mod + go.sum: a new pin gets a new cache directory."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update((module / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def component_dir(component: Component) -> tuple[Path, str]:
+    """The cache directory for a component and its pinned version."""
+    module = module_dir(component)
+    version = module_version((module / "go.mod").read_text(), component.module_path)
+    directory = cache_dir() / "bin" / f"{component.name}-{version}-{cache_key(module)}"
+    return directory, version
+
+
+def is_built(directory: Path, component: Component) -> bool:
+    return (directory / COMPLETE_MARKER).exists() and all(
+        (directory / binary).is_file() for binary in component.binaries
+    )
+
+
+def build_component(component: Component) -> Path:
+    """Build one component unless its cache directory is complete; returns that directory."""
+    directory, version = component_dir(component)
+    if is_built(directory, component):
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / COMPLETE_MARKER).unlink(missing_ok=True)
+    command = go_build_command(component, version, directory)
+    _say(f"building {component.name} {version} -> {directory}")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
+    started = time.monotonic()
+    with tempfile.TemporaryFile(mode="w+") as output:
+        process = subprocess.Popen(
+            command, cwd=module_dir(component), env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        while True:
+            try:
+                returncode = process.wait(timeout=PROGRESS_INTERVAL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                _say(f"  still building {component.name}: {time.monotonic() - started:.0f}s")
+        if returncode != 0:
+            output.seek(0)
+            tail = "\n".join(output.read().splitlines()[-40:])
+            raise BuildError(
+                f"go build of {component.name} {version} failed (exit {returncode}):\n{tail}"
+            )
+    (directory / COMPLETE_MARKER).write_text(version + "\n")
+    _say(f"built {component.name} in {time.monotonic() - started:.0f}s")
+    return directory
+
+
+def ensure_binaries() -> Binaries:
+    """Build (or reuse) every component and return the binary paths."""
+    directories = {component.name: build_component(component) for component in COMPONENTS}
+    kubernetes = directories["kubernetes"]
+    return Binaries(
+        etcd=directories["etcd"] / "etcd",
+        kube_apiserver=kubernetes / "kube-apiserver",
+        kube_controller_manager=kubernetes / "kube-controller-manager",
+        kube_scheduler=kubernetes / "kube-scheduler",
+        kubectl=kubernetes / "kubectl",
+        kwok=directories["kwok"] / "kwok",
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

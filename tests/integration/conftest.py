@@ -1,0 +1,95 @@
+"""Integration fixtures: one real local control plane per pytest session, a namespace per test.
+
+Set MODELFLEET_TEST_KUBECONFIG to reuse a running cluster (nothing is started or stopped), or
+MODELFLEET_SKIP_INTEGRATION=1 to skip these tests. Otherwise a cluster that cannot start is a
+failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+from kubernetes import client
+
+from modelfleet.sim.cluster import control_plane
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MODELFLEET_SKIP_INTEGRATION") != "1":
+        return
+    skip = pytest.mark.skip(reason="MODELFLEET_SKIP_INTEGRATION=1: no local cluster wanted")
+    for item in items:
+        if item.get_closest_marker("integration"):
+            item.add_marker(skip)
+
+
+def _server(kubeconfig: Path) -> str:
+    config = yaml.safe_load(kubeconfig.read_text())
+    current = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster_name = current["context"]["cluster"]
+    cluster = next(c for c in config["clusters"] if c["name"] == cluster_name)
+    server: str = cluster["cluster"]["server"]
+    return server
+
+
+def _require_local(kubeconfig: Path) -> None:
+    """Never run tests against a remote cluster by accident."""
+    server = _server(kubeconfig)
+    if urlparse(server).hostname not in LOCAL_HOSTS:
+        pytest.exit(f"refusing to run integration tests against non-local server {server}", 2)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(request: pytest.FixtureRequest) -> Iterator[Path]:
+    explicit = os.environ.get("MODELFLEET_TEST_KUBECONFIG")
+    if explicit:
+        yield Path(explicit)
+        return
+    name = f"modelfleet-test-{os.getpid()}"
+    try:
+        state = control_plane.up(name=name)
+    except Exception as error:
+        logs = control_plane.log_tails(name)
+        control_plane.down(name)
+        pytest.fail(f"local cluster {name} did not start: {error}\n{logs}", pytrace=False)
+    path = Path(state.kubeconfig)
+    _require_local(path)
+    yield path
+    if request.session.testsfailed:
+        reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_sep("-", f"control-plane logs of {name}")
+        reporter.write_line(control_plane.log_tails(name, lines=40))
+    control_plane.down(name)
+
+
+@pytest.fixture(scope="session")
+def api(kubeconfig: Path) -> Iterator[Any]:
+    """A kubernetes.client.ApiClient for the test cluster."""
+    with control_plane.api_client(kubeconfig) as api_client:
+        yield api_client
+
+
+@pytest.fixture
+def namespace(api: Any) -> Iterator[str]:
+    """A fresh namespace per test, with the default ServiceAccount pods need; deleted afterwards."""
+    name = f"test-{secrets.token_hex(4)}"
+    core: Any = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name}})
+    deadline = time.monotonic() + 30
+    while not core.list_namespaced_service_account(
+        name, field_selector="metadata.name=default"
+    ).items:
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 30s"
+        time.sleep(0.1)
+    yield name
+    core.delete_namespace(name)
