@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client
 
 from modelfleet.sim.cluster import control_plane
+from tests.integration.operator_fixtures import ModelDeployments, install_crd, run_operator
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -93,3 +94,22 @@ def namespace(api: Any) -> Iterator[str]:
         time.sleep(0.1)
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: Path, api: Any, tmp_path_factory: pytest.TempPathFactory,
+             request: pytest.FixtureRequest) -> Iterator[None]:
+    """The CRD installed and `modelfleet run` running for the whole session."""
+    install_crd(api)
+    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    with run_operator(kubeconfig, log_path) as process:
+        yield
+        if process.poll() is not None or request.session.testsfailed:
+            reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
+            reporter.write_sep("-", "operator log (last 80 lines)")
+            reporter.write_line("\n".join(log_path.read_text().splitlines()[-80:]))
+
+
+@pytest.fixture
+def mds(api: Any, operator: None) -> ModelDeployments:
+    return ModelDeployments(api)

@@ -31,10 +31,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 def run_operator(namespaces: list[str], verbose: bool = False) -> int:
     """Run until interrupted; without namespaces, watch the whole cluster."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     kopf.configure(verbose=verbose)
     asyncio.run(
         kopf.operator(

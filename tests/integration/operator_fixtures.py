@@ -1,0 +1,116 @@
+"""Run the real operator against the test cluster, and poll its results with deadlines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelfleet.api.crd import crd
+from modelfleet.api.types import GROUP, PLURAL, VERSION
+
+T = TypeVar("T")
+
+
+def install_crd(api: Any) -> None:
+    """Create or replace the CRD and wait until the API server serves it."""
+    extensions: Any = client.ApiextensionsV1Api(api)
+    body = crd()
+    name = body["metadata"]["name"]
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(name)
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(name, body)
+
+    def established() -> bool:
+        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_until(established, 30, "CRD established")
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: T = check()
+    while not last:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+        time.sleep(0.25)
+        last = check()
+    return last
+
+
+@contextmanager
+def run_operator(kubeconfig: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`modelfleet run` as a subprocess, as in production; its log is printed on failure."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelfleet.cli", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class ModelDeployments:
+    """ModelDeployment CRUD through the API server, as a user would do it."""
+
+    def __init__(self, api: Any) -> None:
+        self.custom: Any = client.CustomObjectsApi(api)
+
+    def create(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, body, field_validation="Strict"
+        )
+        return created
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+        return found
+
+    def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def delete(self, namespace: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    def condition(self, namespace: str, name: str, type_: str) -> dict[str, Any]:
+        for cond in (self.get(namespace, name).get("status") or {}).get("conditions") or []:
+            if cond["type"] == type_:
+                found: dict[str, Any] = cond
+                return found
+        return {}

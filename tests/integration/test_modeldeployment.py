@@ -1,0 +1,149 @@
+"""A ModelDeployment on a real control plane: scheduling, validation, rollout, GC, diagnosis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.integration.operator_fixtures import ModelDeployments, wait_until
+
+pytestmark = pytest.mark.integration
+
+L4 = "NVIDIA-L4"
+SPEC = {"model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "gpu": {"product": L4, "count": 2}}
+
+
+def pods(api: Any, namespace: str, name: str) -> list[Any]:
+    core: Any = client.CoreV1Api(api)
+    return list(
+        core.list_namespaced_pod(namespace, label_selector=f"modelfleet.dev/deployment={name}").items
+    )
+
+
+def is_ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def test_pods_are_scheduled_on_the_requested_gpus_and_become_ready(
+    api: Any, namespace: str, mds: ModelDeployments
+) -> None:
+    mds.create(namespace, "r1-distill", {**SPEC, "replicas": 2})
+
+    ready = wait_until(
+        lambda: mds.condition(namespace, "r1-distill", "Ready").get("status") == "True",
+        60,
+        "Ready=True",
+    )
+    assert ready
+    status = mds.get(namespace, "r1-distill")["status"]
+    assert (status["replicas"], status["readyReplicas"], status["observedGeneration"]) == (2, 2, 1)
+    assert status["endpoint"] == f"http://r1-distill.{namespace}.svc.cluster.local:8000/v1"
+
+    core: Any = client.CoreV1Api(api)
+    running = pods(api, namespace, "r1-distill")
+    assert len(running) == 2 and all(is_ready(p) for p in running)
+    for pod in running:
+        node = core.read_node(pod.spec.node_name)
+        assert node.metadata.labels["nvidia.com/gpu.product"] == L4
+        assert pod.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+        assert pod.status.pod_ip.startswith("127.")
+
+    service = core.read_namespaced_service("r1-distill", namespace)
+    assert service.spec.ports[0].port == 8000
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [
+        ({**SPEC, "engine": "tgi"}, "spec.engine", "Unsupported value"),
+        ({**SPEC, "gpu": {"product": L4, "count": 9}}, "spec.gpu.count", "less than or equal to 8"),
+        ({**SPEC, "gpu": {"product": L4, "count": 3}}, "spec.gpu.count", "must be 1, 2, 4 or 8"),
+        ({**SPEC, "extraArgs": ["--port=9000"]}, "spec.extraArgs", "must not set"),
+        ({**SPEC, "replicas": -1}, "spec.replicas", "greater than or equal to 0"),
+        ({"gpu": {"product": L4}}, "spec.model", "Required value"),
+        ({**SPEC, "gpus": 2}, "spec.gpus", "unknown field"),
+    ],
+    ids=["engine", "gpu-count-max", "gpu-count-cel", "extra-args-cel", "replicas", "model",
+         "unknown"],
+)
+def test_invalid_specs_are_rejected_with_the_field_named(
+    namespace: str, mds: ModelDeployments, spec: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(ApiException) as rejected:
+        mds.create(namespace, "bad", spec)
+    assert rejected.value.status in (400, 422)
+    assert field in rejected.value.body
+    assert words in rejected.value.body
+
+
+def test_spec_change_rolls_out(api: Any, namespace: str, mds: ModelDeployments) -> None:
+    mds.create(namespace, "roll", {**SPEC, "gpu": {"product": L4, "count": 1}})
+    wait_until(lambda: mds.condition(namespace, "roll", "Ready").get("status") == "True", 60,
+               "first rollout")
+
+    mds.patch_spec(namespace, "roll", {"extraArgs": ["--max-model-len=8192"]})
+
+    def rolled_out() -> bool:
+        status = mds.get(namespace, "roll")["status"]
+        current = pods(api, namespace, "roll")
+        return (
+            status["observedGeneration"] == 2
+            and mds.condition(namespace, "roll", "Progressing").get("reason") == "Complete"
+            and len(current) == 1
+            and "--max-model-len=8192" in current[0].spec.containers[0].args
+            and is_ready(current[0])
+        )
+
+    wait_until(rolled_out, 90, "the new spec rolled out to a Ready pod")
+
+
+def test_deleting_removes_the_children(api: Any, namespace: str, mds: ModelDeployments) -> None:
+    mds.create(namespace, "gone", {**SPEC, "gpu": {"product": L4, "count": 1}})
+    apps: Any = client.AppsV1Api(api)
+    core: Any = client.CoreV1Api(api)
+    wait_until(lambda: apps.list_namespaced_deployment(namespace).items, 30, "a Deployment")
+
+    mds.delete(namespace, "gone")
+
+    wait_until(
+        lambda: not apps.list_namespaced_deployment(namespace).items
+        and not [s for s in core.list_namespaced_service(namespace).items]
+        and not pods(api, namespace, "gone"),
+        60,
+        "garbage collection of Deployment, Service and pods",
+    )
+
+
+@pytest.mark.parametrize(
+    ("gpu", "explanation"),
+    [
+        ({"product": "NVIDIA-B200", "count": 1}, "no node has GPU product NVIDIA-B200"),
+        ({"product": L4, "count": 8}, "a replica needs 8 GPUs on one node, but NVIDIA-L4 nodes"),
+    ],
+    ids=["missing-product", "too-many-gpus"],
+)
+def test_unschedulable_is_explained_in_status(
+    namespace: str, mds: ModelDeployments, gpu: dict[str, Any], explanation: str
+) -> None:
+    mds.create(namespace, "stuck", {**SPEC, "gpu": gpu})
+
+    degraded = wait_until(
+        lambda: (c := mds.condition(namespace, "stuck", "Degraded")).get("reason")
+        == "Unschedulable"
+        and c,
+        60,
+        "Degraded=Unschedulable",
+    )
+    assert degraded["status"] == "True"
+    assert explanation in degraded["message"]
+    assert "Insufficient nvidia.com/gpu" in degraded["message"] or "node affinity" in degraded[
+        "message"]
+    ready = mds.condition(namespace, "stuck", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+
+    mds.patch_spec(namespace, "stuck", {"gpu": {"product": L4, "count": 1}})
+    wait_until(lambda: mds.condition(namespace, "stuck", "Ready").get("status") == "True", 60,
+               "recovery once the spec fits")
