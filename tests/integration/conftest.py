@@ -97,8 +97,12 @@ def namespace(api: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(kubeconfig: Path, api: Any, tmp_path_factory: pytest.TempPathFactory,
-             request: pytest.FixtureRequest) -> Iterator[None]:
+def operator(
+    kubeconfig: Path,
+    api: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[None]:
     """The CRD installed and `modelfleet run` running for the whole session."""
     install_crd(api)
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"

@@ -19,7 +19,9 @@ SPEC = {"model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "gpu": {"product": L
 def pods(api: Any, namespace: str, name: str) -> list[Any]:
     core: Any = client.CoreV1Api(api)
     return list(
-        core.list_namespaced_pod(namespace, label_selector=f"modelfleet.dev/deployment={name}").items
+        core.list_namespaced_pod(
+            namespace, label_selector=f"modelfleet.dev/deployment={name}"
+        ).items
     )
 
 
@@ -66,8 +68,15 @@ def test_pods_are_scheduled_on_the_requested_gpus_and_become_ready(
         ({"gpu": {"product": L4}}, "spec.model", "Required value"),
         ({**SPEC, "gpus": 2}, "spec.gpus", "unknown field"),
     ],
-    ids=["engine", "gpu-count-max", "gpu-count-cel", "extra-args-cel", "replicas", "model",
-         "unknown"],
+    ids=[
+        "engine",
+        "gpu-count-max",
+        "gpu-count-cel",
+        "extra-args-cel",
+        "replicas",
+        "model",
+        "unknown",
+    ],
 )
 def test_invalid_specs_are_rejected_with_the_field_named(
     namespace: str, mds: ModelDeployments, spec: dict[str, Any], field: str, words: str
@@ -81,8 +90,11 @@ def test_invalid_specs_are_rejected_with_the_field_named(
 
 def test_spec_change_rolls_out(api: Any, namespace: str, mds: ModelDeployments) -> None:
     mds.create(namespace, "roll", {**SPEC, "gpu": {"product": L4, "count": 1}})
-    wait_until(lambda: mds.condition(namespace, "roll", "Ready").get("status") == "True", 60,
-               "first rollout")
+    wait_until(
+        lambda: mds.condition(namespace, "roll", "Ready").get("status") == "True",
+        60,
+        "first rollout",
+    )
 
     mds.patch_spec(namespace, "roll", {"extraArgs": ["--max-model-len=8192"]})
 
@@ -109,9 +121,11 @@ def test_deleting_removes_the_children(api: Any, namespace: str, mds: ModelDeplo
     mds.delete(namespace, "gone")
 
     wait_until(
-        lambda: not apps.list_namespaced_deployment(namespace).items
-        and not [s for s in core.list_namespaced_service(namespace).items]
-        and not pods(api, namespace, "gone"),
+        lambda: (
+            not apps.list_namespaced_deployment(namespace).items
+            and not [s for s in core.list_namespaced_service(namespace).items]
+            and not pods(api, namespace, "gone")
+        ),
         60,
         "garbage collection of Deployment, Service and pods",
     )
@@ -131,19 +145,25 @@ def test_unschedulable_is_explained_in_status(
     mds.create(namespace, "stuck", {**SPEC, "gpu": gpu})
 
     degraded = wait_until(
-        lambda: (c := mds.condition(namespace, "stuck", "Degraded")).get("reason")
-        == "Unschedulable"
-        and c,
+        lambda: (
+            (c := mds.condition(namespace, "stuck", "Degraded")).get("reason") == "Unschedulable"
+            and c
+        ),
         60,
         "Degraded=Unschedulable",
     )
     assert degraded["status"] == "True"
     assert explanation in degraded["message"]
-    assert "Insufficient nvidia.com/gpu" in degraded["message"] or "node affinity" in degraded[
-        "message"]
+    assert (
+        "Insufficient nvidia.com/gpu" in degraded["message"]
+        or "node affinity" in degraded["message"]
+    )
     ready = mds.condition(namespace, "stuck", "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
 
     mds.patch_spec(namespace, "stuck", {"gpu": {"product": L4, "count": 1}})
-    wait_until(lambda: mds.condition(namespace, "stuck", "Ready").get("status") == "True", 60,
-               "recovery once the spec fits")
+    wait_until(
+        lambda: mds.condition(namespace, "stuck", "Ready").get("status") == "True",
+        60,
+        "recovery once the spec fits",
+    )
