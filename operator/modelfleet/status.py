@@ -251,3 +251,28 @@ def _merge_conditions(
             )
         )
     return merged
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A Kubernetes Event worth posting: `kubectl describe md` shows the history."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def announcements(
+    previous: ModelDeploymentStatus, current: ModelDeploymentStatus
+) -> list[Announcement]:
+    """Events for conditions that changed reason: becoming ready, or going wrong."""
+    found = []
+    for type_ in ("Ready", "Degraded"):
+        before, after = previous.condition(type_), current.condition(type_)
+        if after is None or (before is not None and before.reason == after.reason):
+            continue
+        if type_ == "Ready" and after.status == "True":
+            found.append(Announcement("Normal", after.reason, after.message))
+        elif type_ == "Degraded" and after.status == "True":
+            found.append(Announcement("Warning", after.reason, after.message))
+    return found

@@ -56,6 +56,14 @@ def test_pods_are_scheduled_on_the_requested_gpus_and_become_ready(
     service = core.read_namespaced_service("r1-distill", namespace)
     assert service.spec.ports[0].port == 8000
 
+    def announced() -> list[str]:
+        events = core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=ModelDeployment"
+        ).items
+        return [e.reason for e in events if e.involved_object.name == "r1-distill"]
+
+    assert "AllReplicasReady" in wait_until(announced, 30, "a Ready event on the ModelDeployment")
+
 
 @pytest.mark.parametrize(
     ("spec", "field", "words"),
@@ -140,7 +148,7 @@ def test_deleting_removes_the_children(api: Any, namespace: str, mds: ModelDeplo
     ids=["missing-product", "too-many-gpus"],
 )
 def test_unschedulable_is_explained_in_status(
-    namespace: str, mds: ModelDeployments, gpu: dict[str, Any], explanation: str
+    api: Any, namespace: str, mds: ModelDeployments, gpu: dict[str, Any], explanation: str
 ) -> None:
     mds.create(namespace, "stuck", {**SPEC, "gpu": gpu})
 
@@ -160,6 +168,19 @@ def test_unschedulable_is_explained_in_status(
     )
     ready = mds.condition(namespace, "stuck", "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+    core: Any = client.CoreV1Api(api)
+    warnings = wait_until(
+        lambda: [
+            e
+            for e in core.list_namespaced_event(namespace).items
+            if e.type == "Warning"
+            and e.reason == "Unschedulable"
+            and e.involved_object.kind == "ModelDeployment"
+        ],
+        30,
+        "a Warning event explaining the unschedulable replica",
+    )
+    assert explanation in warnings[0].message
 
     mds.patch_spec(namespace, "stuck", {"gpu": {"product": L4, "count": 1}})
     wait_until(

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from modelfleet.api.types import ModelDeploymentStatus
-from modelfleet.status import Observed, compute_status, invalid_spec_status
+from modelfleet.status import Observed, announcements, compute_status, invalid_spec_status
 from tests.unit.factories import deployment, model_deployment, node, pod
 
 NOW = "2026-11-28T12:00:00Z"
@@ -233,3 +233,19 @@ def test_invalid_spec_keeps_counts_and_marks_degraded() -> None:
         "Progressing": ("False", "InvalidSpec"),
         "Degraded": ("True", "InvalidSpec"),
     }
+
+
+def test_announcements_on_becoming_ready_and_going_wrong() -> None:
+    loading = compute_status(model_deployment(), Observed(deployment(1, 0), [pod()]), NOW)
+    ready = compute_status(model_deployment(), Observed(deployment(1, 1)), NOW)
+    stuck = compute_status(
+        model_deployment(),
+        Observed(deployment(1, 0), [pod("Pending", unschedulable=INSUFFICIENT)], [node(None)]),
+        NOW,
+    )
+    assert [a.reason for a in announcements(loading, ready)] == ["AllReplicasReady"]
+    assert [(a.type, a.reason) for a in announcements(ready, stuck)] == [
+        ("Warning", "Unschedulable")
+    ]
+    assert announcements(ready, ready) == []
+    assert announcements(ModelDeploymentStatus(), loading) == []

@@ -11,7 +11,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes.dynamic.exceptions import DynamicApiError
@@ -30,7 +30,7 @@ from modelfleet.api.types import (
 )
 from modelfleet.kube.client import Kube
 from modelfleet.render.children import MANAGED_BY, OWNER_LABEL, children, selector_string
-from modelfleet.status import Observed, compute_status, invalid_spec_status
+from modelfleet.status import Observed, announcements, compute_status, invalid_spec_status
 
 RESYNC_SECONDS = 30
 CHILD_LABELS: Mapping[str, Any] = {
@@ -91,7 +91,14 @@ def refresh_status(kube: Kube, namespace: str, name: str) -> None:
             return  # reconcile reports invalid specs; there is nothing to observe
         observed = _observe(kube, md)
         desired = compute_status(md, observed, now=_now())
-        _write_if_changed(kube, md.status, desired, namespace, name)
+        if _write_if_changed(kube, md.status, desired, namespace, name):
+            for news in announcements(md.status, desired):
+                kopf.event(
+                    kopf.Body(cast(kopf.RawBody, body)),
+                    type=news.type,
+                    reason=news.reason,
+                    message=news.message,
+                )
 
 
 def _observe(kube: Kube, md: ModelDeployment) -> Observed:
@@ -123,11 +130,12 @@ def _write_if_changed(
     desired: ModelDeploymentStatus,
     namespace: str,
     name: str,
-) -> None:
+) -> bool:
     before = previous.model_dump(by_alias=True, exclude_none=True, mode="json")
     after = desired.model_dump(by_alias=True, exclude_none=True, mode="json")
-    if before != after:
-        kube.apply_model_deployment_status(namespace, name, after)
+    if before == after:
+        return False
+    return kube.apply_model_deployment_status(namespace, name, after)
 
 
 def _now() -> str:
