@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the operator against the current kubeconfig",
         description="Run the modelfleet operator (kopf) against the current kubeconfig context.",
+        epilog="Environment: KUBECONFIG selects the cluster (in a pod: its ServiceAccount); "
+        "MODELFLEET_RESYNC_SECONDS sets the periodic reconcile (default 30).",
     )
     run.add_argument(
         "--namespace",

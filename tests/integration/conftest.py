@@ -102,12 +102,12 @@ def operator(
     api: Any,
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
-) -> Iterator[None]:
-    """The CRD installed and `modelfleet run` running for the whole session."""
+) -> Iterator[Path]:
+    """The CRD installed and `modelfleet run` running for the whole session; yields its log."""
     install_crd(api)
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     with run_operator(kubeconfig, log_path) as process:
-        yield
+        yield log_path
         if process.poll() is not None or request.session.testsfailed:
             reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
             reporter.write_sep("-", "operator log (last 80 lines)")
@@ -115,5 +115,5 @@ def operator(
 
 
 @pytest.fixture
-def mds(api: Any, operator: None) -> ModelDeployments:
+def mds(api: Any, operator: Path) -> ModelDeployments:
     return ModelDeployments(api)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +189,23 @@ def test_unschedulable_is_explained_in_status(
         60,
         "recovery once the spec fits",
     )
+
+
+def test_a_steady_deployment_is_not_churned_by_periodic_reconciles(
+    namespace: str, mds: ModelDeployments, operator: Path
+) -> None:
+    mds.create(namespace, "steady", {**SPEC, "gpu": {"product": L4, "count": 1}})
+    wait_until(
+        lambda: mds.condition(namespace, "steady", "Progressing").get("reason") == "Complete",
+        60,
+        "a settled rollout",
+    )
+    version = mds.get(namespace, "steady")["metadata"]["resourceVersion"]
+
+    def timer_runs() -> int:
+        return operator.read_text().count("Timer 'resync' succeeded")
+
+    seen = timer_runs()
+    wait_until(lambda: timer_runs() >= seen + 3, 60, "three more periodic reconciles")
+
+    assert mds.get(namespace, "steady")["metadata"]["resourceVersion"] == version

@@ -178,7 +178,7 @@ def test_pod_running_gives_an_ip_but_not_ready() -> None:
 
 
 def _sample_layout() -> tuple[build.Binaries, flags.StateLayout, flags.Ports]:
-    binaries = build.Binaries(*(Path(f"/bin/{name}") for name in "abcdef"))
+    binaries = build.Binaries(*(Path(f"/bin/{name}") for name in "abcdefg"))
     return binaries, flags.StateLayout(Path("/state")), flags.Ports(1, 2, 3, 4, 5)
 
 

@@ -7,6 +7,7 @@ seconds instead of a timer period.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
@@ -32,7 +33,20 @@ from modelfleet.kube.client import Kube
 from modelfleet.render.children import MANAGED_BY, OWNER_LABEL, children, selector_string
 from modelfleet.status import Observed, announcements, compute_status, invalid_spec_status
 
-RESYNC_SECONDS = 30
+
+def _resync_seconds() -> float:
+    """Timer period; kopf needs it when the handlers are registered, so it comes from the env."""
+    raw = os.environ.get("MODELFLEET_RESYNC_SECONDS", "30")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= 3600:
+        raise SystemExit(f"MODELFLEET_RESYNC_SECONDS: want seconds between 1 and 3600, got {raw!r}")
+    return seconds
+
+
+RESYNC_SECONDS = _resync_seconds()
 CHILD_LABELS: Mapping[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
     OWNER_LABEL: kopf.PRESENT,

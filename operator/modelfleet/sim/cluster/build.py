@@ -1,4 +1,4 @@
-"""Build etcd, the Kubernetes binaries and kwok from the pinned tools modules, cached by hash.
+"""Build etcd, the Kubernetes binaries, kwok and helm from the pinned tools modules, cached by hash.
 
 A cold Kubernetes build takes tens of minutes on two cores, so binaries are cached outside the
 repo under a key that changes whenever a tools module's go.mod or go.sum changes.
@@ -59,6 +59,12 @@ COMPONENTS = (
         packages=("sigs.k8s.io/kwok/cmd/kwok",),
         binaries=("kwok",),
     ),
+    Component(
+        name="helm",
+        module_path="helm.sh/helm/v3",
+        packages=("helm.sh/helm/v3/cmd/helm",),
+        binaries=("helm",),
+    ),
 )
 
 
@@ -72,6 +78,7 @@ class Binaries:
     kube_scheduler: Path
     kubectl: Path
     kwok: Path
+    helm: Path
 
 
 def module_version(go_mod: str, module_path: str) -> str:
@@ -93,11 +100,28 @@ def version_ldflags(version: str) -> list[str]:
     ]
 
 
-def go_build_command(component: Component, version: str, out: Path) -> list[str]:
+def helm_ldflags(version: str, go_mod: str) -> list[str]:
+    """`-X` flags as helm's Makefile sets them: its version, and the Kubernetes version that
+    `helm lint`/`helm template` assume without a cluster (client-go v0.N -> 1.N)."""
+    minor = module_version(go_mod, "k8s.io/client-go").removeprefix("v").split(".")[1]
+    return [
+        f"-X helm.sh/helm/v3/internal/version.version={version}",
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        *(
+            f"-X helm.sh/helm/v3/pkg/{package}.k8sVersion{key}={value}"
+            for package in ("chartutil", "lint/rules")
+            for key, value in (("Major", "1"), ("Minor", minor))
+        ),
+    ]
+
+
+def go_build_command(component: Component, version: str, out: Path, go_mod: str = "") -> list[str]:
     """The single `go build` invocation for a component; `out` is a directory."""
     ldflags = ["-s", "-w"]
     if component.name == "kubernetes":
         ldflags += version_ldflags(version)
+    elif component.name == "helm":
+        ldflags += helm_ldflags(version, go_mod)
     # `go build -o DIR/` names binaries after packages; etcd's package would come out as "v3".
     single = len(component.packages) == 1
     output = str(out / component.binaries[0]) if single else f"{out}{os.sep}"
@@ -146,7 +170,8 @@ def build_component(component: Component) -> Path:
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     (directory / COMPLETE_MARKER).unlink(missing_ok=True)
-    command = go_build_command(component, version, directory)
+    go_mod = (module_dir(component) / "go.mod").read_text()
+    command = go_build_command(component, version, directory, go_mod)
     _say(f"building {component.name} {version} -> {directory}")
     env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
     started = time.monotonic()
@@ -182,6 +207,7 @@ def ensure_binaries() -> Binaries:
         kube_scheduler=kubernetes / "kube-scheduler",
         kubectl=kubernetes / "kubectl",
         kwok=directories["kwok"] / "kwok",
+        helm=directories["helm"] / "helm",
     )
 
 
