@@ -209,3 +209,34 @@ def test_a_steady_deployment_is_not_churned_by_periodic_reconciles(
     wait_until(lambda: timer_runs() >= seen + 3, 60, "three more periodic reconciles")
 
     assert mds.get(namespace, "steady")["metadata"]["resourceVersion"] == version
+
+
+def test_scale_subresource_scales_the_engines(
+    api: Any, namespace: str, mds: ModelDeployments
+) -> None:
+    mds.create(namespace, "scaled", {**SPEC, "gpu": {"product": L4, "count": 1}})
+    wait_until(
+        lambda: mds.condition(namespace, "scaled", "Ready").get("status") == "True", 60, "Ready"
+    )
+
+    mds.custom.patch_namespaced_custom_object_scale(
+        "modelfleet.dev",
+        "v1alpha1",
+        namespace,
+        "modeldeployments",
+        "scaled",
+        {"spec": {"replicas": 3}},
+    )
+
+    wait_until(
+        lambda: (
+            mds.get(namespace, "scaled")["status"].get("readyReplicas") == 3
+            and len([p for p in pods(api, namespace, "scaled") if is_ready(p)]) == 3
+        ),
+        60,
+        "three ready replicas after scaling through the scale subresource",
+    )
+    scale = mds.custom.get_namespaced_custom_object_scale(
+        "modelfleet.dev", "v1alpha1", namespace, "modeldeployments", "scaled"
+    )
+    assert scale["status"]["selector"] == "modelfleet.dev/deployment=scaled"
