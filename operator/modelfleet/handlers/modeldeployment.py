@@ -68,6 +68,15 @@ def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconcile(memo.kube, body, raise_on_invalid=False)
 
 
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+def forget(body: kopf.Body, **_: Any) -> None:
+    """Owner references collect the children; only the status lock is ours to drop.
+
+    optional=True: kopf adds no finalizer for it, so deletion never waits for the operator.
+    """
+    _status_locks.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
