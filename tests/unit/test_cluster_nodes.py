@@ -221,6 +221,17 @@ def test_version_ldflags_and_module_version() -> None:
     assert "-X k8s.io/client-go/pkg/version.gitMinor=36" in build.version_ldflags("v1.36.3")
 
 
+def test_helm_ldflags_set_its_version_and_the_kubernetes_version_lint_assumes() -> None:
+    go_mod = "require (\n\tk8s.io/client-go v0.37.0 // indirect\n)"
+    flags = build.helm_ldflags("v3.22.0", go_mod)
+    assert "-X helm.sh/helm/v3/internal/version.version=v3.22.0" in flags
+    assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37" in flags
+    assert "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1" in flags
+    helm = next(c for c in build.COMPONENTS if c.name == "helm")
+    command = build.go_build_command(helm, "v3.22.0", Path("/out"), go_mod)
+    assert command[-3:] == ["-o", "/out/helm", "helm.sh/helm/v3/cmd/helm"]
+
+
 @pytest.mark.parametrize("name", ["../etc", "a/b", "", "Upper", ".hidden"])
 def test_cluster_names_cannot_escape_the_state_dir(name: str) -> None:
     with pytest.raises(ValueError, match="invalid cluster name"):
