@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crds.set_defaults(func=_print_crds)
 
+    from modelfleet.plan_command import add_plan_command
     from modelfleet.sim.cluster.cli import add_cluster_commands
 
+    add_plan_command(commands)
     add_cluster_commands(commands)
     return parser
 

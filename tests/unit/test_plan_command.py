@@ -1,0 +1,165 @@
+"""`modelfleet plan` offline: manifest parsing, exit codes, JSON keys, field-level errors."""
+
+import argparse
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelfleet.plan_command import PlanInputError, add_plan_command, request_from_manifest
+
+NODES = {
+    "apiVersion": "v1",
+    "kind": "List",
+    "items": [
+        {
+            "kind": "Node",
+            "metadata": {
+                "name": "l4-0",
+                "labels": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.memory": "23034"},
+            },
+            "status": {"allocatable": {"nvidia.com/gpu": "4"}},
+        },
+        {
+            "kind": "Node",
+            "metadata": {
+                "name": "h100-0",
+                "labels": {
+                    "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                    "nvidia.com/gpu.memory": "81559",
+                },
+            },
+            "status": {"allocatable": {"nvidia.com/gpu": "8"}},
+        },
+    ],
+}
+
+
+def run(tmp_path: Path, spec: dict[str, Any], *extra: str) -> tuple[int, str, str]:
+    manifest = tmp_path / "md.yaml"
+    manifest.write_text(yaml.safe_dump({"kind": "ModelDeployment", "spec": spec}))
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(yaml.safe_dump(NODES))
+    parser = argparse.ArgumentParser()
+    add_plan_command(parser.add_subparsers())
+    argv = ["plan", "-f", str(manifest), *extra]
+    argv = [arg.replace("NODES", str(nodes)) for arg in argv]
+    args = parser.parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    code = args.func(args, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_json_output(tmp_path: Path) -> None:
+    spec = {
+        "model": "r1-distill-qwen-7b",
+        "gpu": {"product": "auto"},
+        "extraArgs": ["--max-model-len=32768"],
+    }
+    code, out, _ = run(tmp_path, spec, "--inventory", "NODES", "-o", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert {
+        "feasible",
+        "gpuProduct",
+        "gpusPerReplica",
+        "nodesPerReplica",
+        "hourlyCostPerReplica",
+        "reason",
+        "options",
+    } <= result.keys()
+    assert (result["gpuProduct"], result["gpusPerReplica"]) == ("NVIDIA-L4", 1)
+    assert result["maxContextLength"] == 32768
+    assert result["hourlyCostPerReplica"] == 0.7
+
+
+def test_infeasible_exits_1_with_reason(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, {"model": "deepseek-r1"}, "--inventory", "NODES", "-o", "json")
+    assert code == 1
+    result = json.loads(out)
+    assert not result["feasible"]
+    assert "needs 648 GiB, 8x H100-80GB gives 573 GiB" in result["reason"]
+
+
+def test_table_and_price_overrides(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("NVIDIA-L4: 0.55\n")
+    code, out, _ = run(
+        tmp_path,
+        {"model": "llama-3.1-8b", "maxContextLength": 8192},
+        "--inventory",
+        "NODES",
+        "--prices",
+        str(prices),
+    )
+    assert code == 0
+    assert out.startswith("PLACEMENT for llama-3.1-8b (max context 8192): 1x L4 at $0.55/h")
+    assert "$/1M" in out and "<- chosen" in out
+
+
+def test_bad_prices_exit_2(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("NVIDIA-L4: free\n")
+    code, _, err = run(
+        tmp_path, {"model": "llama-3.1-8b"}, "--inventory", "NODES", "--prices", str(prices)
+    )
+    assert code == 2
+    assert "NVIDIA-L4: must be a number of USD per GPU-hour" in err
+
+
+def test_live_cluster_mode_is_not_implemented(tmp_path: Path) -> None:
+    code, _, err = run(tmp_path, {"model": "llama-3.1-8b"})
+    assert code == 2 and "not implemented yet" in err
+
+
+def test_all_gpus_hypothetical_inventory(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, {"model": "deepseek-r1"}, "--all-gpus", "-o", "json")
+    assert code == 0
+    result = json.loads(out)
+    # 4x B200: 624.9 GiB weights + 10.7 KV + 4 x 1.5 = 641.6 <= 4 x 180 x 0.9 = 648 GiB, $22/h
+    # (8x H200 would be $32/h)
+    assert (result["gpuProduct"], result["gpusPerReplica"]) == ("NVIDIA-B200", 4)
+    assert result["hourlyCostPerReplica"] == 22.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"model": "x", "maxContextLength": "long"}, "spec.maxContextLength:"),
+        ({"model": "x", "quantization": "int3"}, "spec.quantization:"),
+        ({"model": "x", "gpu": {"count": 16}}, "spec.gpu.count:"),
+        ({"model": "x", "engine": "tgi"}, "spec.engine:"),
+        (
+            {"model": "x", "extraArgs": ["--gpu-memory-utilization", "1.5"]},
+            "spec.gpuMemoryUtilization:",
+        ),
+        ({"model": "x", "architecture": {"paramsB": 7}}, "spec.architecture.layers:"),
+        ({"gpu": {}}, "spec.model:"),
+    ],
+)
+def test_field_level_errors(spec: dict[str, Any], error: str) -> None:
+    with pytest.raises(PlanInputError) as raised:
+        request_from_manifest({"spec": spec})
+    assert any(line.startswith(error) for line in raised.value.errors), raised.value.errors
+
+
+def test_inline_architecture() -> None:
+    request = request_from_manifest(
+        {
+            "spec": {
+                "model": "acme/coder-7b",
+                "architecture": {
+                    "paramsB": 7,
+                    "layers": 28,
+                    "hidden": 3584,
+                    "attentionHeads": 28,
+                    "kvHeads": 4,
+                    "maxContext": 32768,
+                },
+            }
+        }
+    )
+    assert request.architecture is not None and request.architecture.id == "acme/coder-7b"
