@@ -21,18 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
-from pydantic import ValidationError
 
 from modelfleet.catalog.gpus import default_gpus
 from modelfleet.plan import (
     Inventory,
     Placement,
-    PlacementRequest,
     PriceSheet,
     PriceSheetError,
     hypothetical_inventory,
@@ -40,12 +38,7 @@ from modelfleet.plan import (
     parse_price_overrides,
     place,
 )
-
-
-class PlanInputError(ValueError):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
+from modelfleet.plan.request import PlanInputError, request_from_manifest
 
 
 def add_plan_command(commands: Any) -> None:
@@ -131,66 +124,6 @@ def inventory_from_yaml(data: Any) -> Inventory:
     nodes = [o for o in objects if o.get("kind", default_kind) == "Node"]
     pods = [o for o in objects if o.get("kind") == "Pod"]
     return parse_inventory(nodes, pods)
-
-
-def _engine_arg(args: Sequence[Any], flag: str) -> str | None:
-    for index, arg in enumerate(args):
-        arg = str(arg)
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-        if arg == flag and index + 1 < len(args):
-            return str(args[index + 1])
-    return None
-
-
-def request_from_manifest(manifest: Any) -> PlacementRequest:
-    """Map a ModelDeployment (dict) onto a PlacementRequest; field-level errors on bad values."""
-    spec = manifest.get("spec") if isinstance(manifest, Mapping) else None
-    if not isinstance(spec, Mapping):
-        raise PlanInputError(["spec: required"])
-    gpu = spec.get("gpu") or {}
-    if not isinstance(gpu, Mapping):
-        raise PlanInputError(["spec.gpu: must be an object"])
-    extra = spec.get("extraArgs") or []
-    if not isinstance(extra, list):
-        raise PlanInputError(["spec.extraArgs: must be a list"])
-    fields: dict[str, tuple[str, Any]] = {
-        "model": ("spec.model", spec.get("model")),
-        "architecture": ("spec.architecture", spec.get("architecture")),
-        "max_context_length": (
-            "spec.maxContextLength",
-            spec.get("maxContextLength", _engine_arg(extra, "--max-model-len")),
-        ),
-        "quantization": (
-            "spec.quantization",
-            spec.get("quantization", _engine_arg(extra, "--quantization")),
-        ),
-        "engine": ("spec.engine", spec.get("engine", "vllm")),
-        "gpu_product": ("spec.gpu.product", gpu.get("product")),
-        "gpu_count": ("spec.gpu.count", gpu.get("count")),
-        "gpu_memory_utilization": (
-            "spec.gpuMemoryUtilization",
-            spec.get("gpuMemoryUtilization", _engine_arg(extra, "--gpu-memory-utilization")),
-        ),
-        "kv_cache_dtype": (
-            "spec.kvCacheDtype",
-            spec.get("kvCacheDtype", _engine_arg(extra, "--kv-cache-dtype")),
-        ),
-    }
-    values = {name: value for name, (_, value) in fields.items() if value is not None}
-    if values.get("architecture") is not None and isinstance(values["architecture"], Mapping):
-        values["architecture"] = {"id": values.get("model", "custom"), **values["architecture"]}
-    try:
-        return PlacementRequest.model_validate(values)
-    except ValidationError as error:
-        paths = {name: path for name, (path, _) in fields.items()}
-        lines = []
-        for problem in error.errors():
-            loc = [str(part) for part in problem["loc"]]
-            head = paths.get(loc[0], loc[0]) if loc else "spec"
-            path = ".".join([head, *loc[1:]])
-            lines.append(f"{path}: {problem['msg'].removeprefix('Value error, ')}")
-        raise PlanInputError(lines) from error
 
 
 def _cell(value: float | None, fmt: str) -> str:

@@ -16,9 +16,9 @@ from modelfleet.api.types import (
     ConditionType,
     ModelDeployment,
     ModelDeploymentStatus,
+    PlacementStatus,
 )
 from modelfleet.render.children import (
-    GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
     endpoint_url,
     selector_string,
@@ -54,8 +54,18 @@ class _Verdict:
     message: str
 
 
-def compute_status(md: ModelDeployment, observed: Observed, now: str) -> ModelDeploymentStatus:
-    """The status the ModelDeployment should have, given its children."""
+def compute_status(
+    md: ModelDeployment,
+    observed: Observed,
+    placement: PlacementStatus,
+    generation: int | None,
+    now: str,
+) -> ModelDeploymentStatus:
+    """The status the ModelDeployment should have, given its placement and its children.
+
+    `generation` is the spec generation the placement and children were made for: a reconcile
+    passes the current one, a status refresh between reconciles keeps the last reconciled one.
+    """
     desired = md.spec.replicas
     dep_status = (observed.deployment or {}).get("status") or {}
     existing = int(dep_status.get("replicas") or 0)
@@ -63,7 +73,7 @@ def compute_status(md: ModelDeployment, observed: Observed, now: str) -> ModelDe
     updated = int(dep_status.get("updatedReplicas") or 0)
     own_pods = [p for p in observed.pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
 
-    unschedulable = _unschedulable_message(md, own_pods, observed.nodes)
+    unschedulable = _unschedulable_message(placement, own_pods, observed.nodes)
     failing = _failing_message(own_pods)
     rollout_current = observed.deployment is not None and _deployment_caught_up(observed.deployment)
     settled = rollout_current and existing == desired and updated == desired and ready == desired
@@ -91,29 +101,50 @@ def compute_status(md: ModelDeployment, observed: Observed, now: str) -> ModelDe
         degraded = _Verdict("False", "AsExpected", "")
 
     return ModelDeploymentStatus(
-        observed_generation=md.metadata.generation,
+        observed_generation=generation,
         replicas=existing,
         ready_replicas=ready,
         selector=selector_string(md),
         endpoint=endpoint_url(md),
+        placement=placement,
         conditions=_merge_conditions(
             md.status,
-            md.metadata.generation,
+            generation,
             {"Ready": ready_verdict, "Progressing": progressing, "Degraded": degraded},
             now,
         ),
     )
 
 
+UNPLACEABLE_REASONS = frozenset({"InvalidSpec", "NoFeasiblePlacement"})
+
+
+def unplaceable(md: ModelDeployment) -> bool:
+    """The last reconcile of this very spec found nothing to run."""
+    ready = md.status.condition("Ready")
+    return (
+        ready is not None
+        and ready.reason in UNPLACEABLE_REASONS
+        and md.status.observed_generation == md.metadata.generation
+    )
+
+
 def invalid_spec_status(
-    md_generation: int, previous: ModelDeploymentStatus, message: str, now: str
+    md_generation: int,
+    previous: ModelDeploymentStatus,
+    message: str,
+    now: str,
+    reason: str = "InvalidSpec",
 ) -> ModelDeploymentStatus:
-    """Status for a spec the operator cannot act on; children are left as they are."""
-    verdict = _Verdict("False", "InvalidSpec", message)
+    """Status for a spec the operator cannot act on (invalid, or fitting no GPU in the cluster).
+
+    Children of an earlier spec are left serving as they are.
+    """
+    verdict = _Verdict("False", reason, message)
     verdicts: dict[ConditionType, _Verdict] = {
         "Ready": verdict,
         "Progressing": verdict,
-        "Degraded": _Verdict("True", "InvalidSpec", message),
+        "Degraded": _Verdict("True", reason, message),
     }
     return previous.model_copy(
         update={
@@ -170,17 +201,18 @@ def _phase(pod: dict[str, Any]) -> str:
 
 
 def _unschedulable_message(
-    md: ModelDeployment, pods: list[dict[str, Any]], nodes: list[dict[str, Any]]
+    placement: PlacementStatus, pods: list[dict[str, Any]], nodes: list[dict[str, Any]]
 ) -> str:
     """Plain words for why pods wait, from the scheduler's own reason and the GPU inventory."""
     pending = [msg for p in pods if (msg := _scheduler_refusal(p))]
     if not pending:
         return ""
-    product, count = md.spec.gpu.product, md.spec.gpu.count
-    per_node = [_allocatable_gpus(n) for n in nodes if _gpu_product(n) == product]
+    product, count = placement.gpu_product, placement.gpus_per_replica
+    label = placement.gpu_label
+    per_node = [_allocatable_gpus(n) for n in nodes if _gpu_product(n, label) == product]
     replicas = "1 replica cannot" if len(pending) == 1 else f"{len(pending)} replicas cannot"
     if not per_node:
-        products = sorted({p for n in nodes if (p := _gpu_product(n))})
+        products = sorted({p for n in nodes if (p := _gpu_product(n, label))})
         known = ", ".join(products) if products else "none"
         why = f"no node has GPU product {product} (GPU products in the cluster: {known})"
     elif max(per_node) < count:
@@ -219,8 +251,8 @@ def _failing_message(pods: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _gpu_product(node: dict[str, Any]) -> str:
-    return str(((node.get("metadata") or {}).get("labels") or {}).get(GPU_PRODUCT_LABEL) or "")
+def _gpu_product(node: dict[str, Any], label: str) -> str:
+    return str(((node.get("metadata") or {}).get("labels") or {}).get(label) or "")
 
 
 def _allocatable_gpus(node: dict[str, Any]) -> int:
@@ -230,7 +262,7 @@ def _allocatable_gpus(node: dict[str, Any]) -> int:
 
 def _merge_conditions(
     previous: ModelDeploymentStatus,
-    generation: int,
+    generation: int | None,
     verdicts: dict[ConditionType, _Verdict],
     now: str,
 ) -> list[Condition]:

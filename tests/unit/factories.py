@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelfleet.api.types import ModelDeployment
+from modelfleet.api.types import ModelDeployment, PlacementStatus
 
 
 def model_deployment(
@@ -72,3 +72,9 @@ def node(product: str | None, gpus: int = 0) -> dict[str, Any]:
         "metadata": {"name": f"{product}-0", "labels": labels},
         "status": {"allocatable": allocatable},
     }
+
+
+def placement(product: str = "NVIDIA-L4", gpus: int = 1, **extra: Any) -> PlacementStatus:
+    return PlacementStatus(
+        gpu_product=product, gpus_per_replica=gpus, tensor_parallel=gpus, **extra
+    )

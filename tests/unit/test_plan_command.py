@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelfleet.plan_command import PlanInputError, add_plan_command, request_from_manifest
+from modelfleet.plan.request import PlanInputError, request_from_manifest
+from modelfleet.plan_command import add_plan_command
 
 NODES = {
     "apiVersion": "v1",

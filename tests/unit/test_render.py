@@ -4,12 +4,13 @@ from typing import Any
 
 import pytest
 
+from modelfleet.api.types import PlacementStatus
 from modelfleet.render.children import children, deployment, service
-from tests.unit.factories import model_deployment
+from tests.unit.factories import model_deployment, placement
 
 
-def engine_container(**spec: Any) -> dict[str, Any]:
-    rendered = deployment(model_deployment(**spec))
+def engine_container(where: PlacementStatus | None = None, **spec: Any) -> dict[str, Any]:
+    rendered = deployment(model_deployment(**spec), where or placement())
     container: dict[str, Any] = rendered["spec"]["template"]["spec"]["containers"][0]
     return container
 
@@ -41,7 +42,7 @@ def engine_container(**spec: Any) -> dict[str, Any]:
 def test_engine_container(
     engine: str, gpus: int, image_prefix: str, expected_args: list[str]
 ) -> None:
-    container = engine_container(engine=engine, gpu={"product": "NVIDIA-L4", "count": gpus})
+    container = engine_container(placement(gpus=gpus), engine=engine)
     assert container["image"].startswith(image_prefix)
     for arg in expected_args:
         assert arg in container["args"]
@@ -59,11 +60,19 @@ def test_user_image_and_extra_args_come_last() -> None:
     assert container["args"][-1] == "--max-model-len=8192"
 
 
-def test_pods_land_on_the_gpu_product_and_tolerate_the_taint() -> None:
-    rendered = deployment(model_deployment(gpu={"product": "NVIDIA-H200", "count": 8}, replicas=3))
+@pytest.mark.parametrize(
+    ("label", "product"),
+    [
+        ("nvidia.com/gpu.product", "NVIDIA-H200"),
+        ("cloud.google.com/gke-accelerator", "nvidia-h200-141gb"),
+    ],
+)
+def test_pods_land_on_the_placed_gpu_and_tolerate_the_taint(label: str, product: str) -> None:
+    where = placement(product, 8, gpu_label=label)
+    rendered = deployment(model_deployment(replicas=3), where)
     pod_spec = rendered["spec"]["template"]["spec"]
     assert rendered["spec"]["replicas"] == 3
-    assert pod_spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
+    assert pod_spec["nodeSelector"] == {label: product}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec[
         "tolerations"
     ]
@@ -73,7 +82,7 @@ def test_pods_land_on_the_gpu_product_and_tolerate_the_taint() -> None:
 
 def test_children_are_owned_and_selected_by_stable_labels() -> None:
     md = model_deployment()
-    for child in children(md):
+    for child in children(md, placement()):
         owner = child["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
             "ModelDeployment",
@@ -82,15 +91,41 @@ def test_children_are_owned_and_selected_by_stable_labels() -> None:
             True,
         )
         assert child["metadata"]["namespace"] == "team-a"
-    dep = deployment(md)
+    dep = deployment(md, placement())
     assert dep["spec"]["selector"]["matchLabels"] == {"modelfleet.dev/deployment": "qwen"}
     assert service(md)["spec"]["selector"] == {"modelfleet.dev/deployment": "qwen"}
 
 
 def test_rendering_is_deterministic() -> None:
-    assert children(model_deployment()) == children(model_deployment())
+    assert children(model_deployment(), placement()) == children(model_deployment(), placement())
 
 
 def test_rollout_never_removes_capacity_first() -> None:
-    strategy = deployment(model_deployment())["spec"]["strategy"]
+    strategy = deployment(model_deployment(), placement())["spec"]["strategy"]
     assert strategy["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+@pytest.mark.parametrize(
+    ("engine", "expected"),
+    [
+        ("vllm", ["--max-model-len=32768", "--gpu-memory-utilization=0.9", "--quantization=fp8"]),
+        ("sglang", ["--context-length=32768", "--mem-fraction-static=0.9", "--quantization=fp8"]),
+        ("llamacpp", ["--ctx-size=32768"]),
+    ],
+)
+def test_placement_sizes_the_engine(engine: str, expected: list[str]) -> None:
+    where = placement(max_context_length=32768, quantization="fp8", quantized=True)
+    args = engine_container(where, engine=engine)["args"]
+    for arg in expected:
+        assert arg in args
+
+
+def test_published_weights_are_not_requantized() -> None:
+    where = placement(quantization="bf16", quantized=False)
+    assert not [a for a in engine_container(where)["args"] if a.startswith("--quantization")]
+
+
+def test_sizing_flags_the_user_passes_win() -> None:
+    where = placement(max_context_length=131072)
+    args = engine_container(where, extraArgs=["--max-model-len=8192"])["args"]
+    assert [a for a in args if a.startswith("--max-model-len")] == ["--max-model-len=8192"]

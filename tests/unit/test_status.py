@@ -6,7 +6,7 @@ import pytest
 
 from modelfleet.api.types import ModelDeploymentStatus
 from modelfleet.status import Observed, announcements, compute_status, invalid_spec_status
-from tests.unit.factories import deployment, model_deployment, node, pod
+from tests.unit.factories import deployment, model_deployment, node, placement, pod
 
 NOW = "2026-11-28T12:00:00Z"
 LATER = "2026-11-28T12:05:00Z"
@@ -162,14 +162,15 @@ def verdicts(status: ModelDeploymentStatus) -> dict[str, tuple[str, str]]:
 def test_conditions(
     replicas: int, observed: Observed, expected: dict[str, tuple[str, str]]
 ) -> None:
-    status = compute_status(model_deployment(replicas=replicas), observed, NOW)
+    status = compute_status(model_deployment(replicas=replicas), observed, placement(), 1, NOW)
     assert verdicts(status) == expected
 
 
 def test_counts_endpoint_selector_and_generation() -> None:
     md = model_deployment(generation=4, replicas=2)
-    status = compute_status(md, Observed(deployment(2, 1)), NOW)
+    status = compute_status(md, Observed(deployment(2, 1)), placement(), 4, NOW)
     assert (status.replicas, status.ready_replicas) == (2, 1)
+    assert status.placement == placement()
     assert status.observed_generation == 4
     assert all(c.observed_generation == 4 for c in status.conditions)
     assert status.endpoint == "http://qwen.team-a.svc.cluster.local:8000/v1"
@@ -177,9 +178,9 @@ def test_counts_endpoint_selector_and_generation() -> None:
 
 
 def unschedulable_message(count: int, nodes: list[dict[str, Any]]) -> str:
-    md = model_deployment(gpu={"product": "NVIDIA-L4", "count": count})
     observed = Observed(deployment(1, 0), [pod("Pending", unschedulable=INSUFFICIENT)], nodes)
-    ready = compute_status(md, observed, NOW).condition("Degraded")
+    where = placement("NVIDIA-L4", count)
+    ready = compute_status(model_deployment(), observed, where, 1, NOW).condition("Degraded")
     assert ready is not None
     return ready.message
 
@@ -210,16 +211,18 @@ def test_unschedulable_is_explained_in_plain_words(
 
 
 def test_unchanged_state_keeps_transition_times() -> None:
-    first = compute_status(model_deployment(), Observed(deployment(1, 1)), NOW)
+    first = compute_status(model_deployment(), Observed(deployment(1, 1)), placement(), 1, NOW)
     md = model_deployment(status=first.model_dump(by_alias=True, exclude_none=True))
-    again = compute_status(md, Observed(deployment(1, 1)), LATER)
+    again = compute_status(md, Observed(deployment(1, 1)), placement(), 1, LATER)
     assert again == first
 
 
 def test_transition_time_moves_only_for_changed_conditions() -> None:
-    first = compute_status(model_deployment(), Observed(deployment(1, 0), [pod()]), NOW)
+    first = compute_status(
+        model_deployment(), Observed(deployment(1, 0), [pod()]), placement(), 1, NOW
+    )
     md = model_deployment(status=first.model_dump(by_alias=True, exclude_none=True))
-    after = compute_status(md, Observed(deployment(1, 1)), LATER)
+    after = compute_status(md, Observed(deployment(1, 1)), placement(), 1, LATER)
     times = {c.type: c.last_transition_time for c in after.conditions}
     assert times == {"Ready": LATER, "Progressing": LATER, "Degraded": NOW}
 
@@ -236,11 +239,15 @@ def test_invalid_spec_keeps_counts_and_marks_degraded() -> None:
 
 
 def test_announcements_on_becoming_ready_and_going_wrong() -> None:
-    loading = compute_status(model_deployment(), Observed(deployment(1, 0), [pod()]), NOW)
-    ready = compute_status(model_deployment(), Observed(deployment(1, 1)), NOW)
+    loading = compute_status(
+        model_deployment(), Observed(deployment(1, 0), [pod()]), placement(), 1, NOW
+    )
+    ready = compute_status(model_deployment(), Observed(deployment(1, 1)), placement(), 1, NOW)
     stuck = compute_status(
         model_deployment(),
         Observed(deployment(1, 0), [pod("Pending", unschedulable=INSUFFICIENT)], [node(None)]),
+        placement(),
+        1,
         NOW,
     )
     assert [a.reason for a in announcements(loading, ready)] == ["AllReplicasReady"]

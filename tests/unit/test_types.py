@@ -18,10 +18,15 @@ def test_defaults() -> None:
     parsed = ModelDeploymentSpec.model_validate(spec())
     assert (parsed.engine, parsed.gpu.count, parsed.replicas, parsed.extra_args) == (
         "vllm",
-        1,
+        None,
         1,
         [],
     )
+
+
+def test_gpu_defaults_to_automatic_placement() -> None:
+    parsed = ModelDeploymentSpec.model_validate({"model": "deepseek-ai/DeepSeek-R1"})
+    assert (parsed.gpu.product, parsed.gpu.count) == ("auto", None)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +37,9 @@ def test_defaults() -> None:
         ({"gpu": {"product": "NVIDIA-L4", "count": 9}}, "spec.gpu.count: Input should be less"),
         ({"gpu": {"product": "NVIDIA-L4", "count": 0}}, "spec.gpu.count: Input should be greater"),
         ({"gpu": {"product": "bad label!"}}, "spec.gpu.product: String should match pattern"),
-        ({"gpu": {"count": 1}}, "spec.gpu.product: Field required"),
+        ({"gpu": {"product": ""}}, "spec.gpu.product: String should have at least 1 char"),
+        ({"maxContextLength": 100}, "spec.maxContextLength: Input should be greater than"),
+        ({"quantization": "int3"}, "spec.quantization: Input should be 'bf16'"),
         ({"replicas": -1}, "spec.replicas: Input should be greater than or equal to 0"),
         ({"gpus": 2}, "spec.gpus: Extra inputs are not permitted"),
         ({"gpu": {"product": "NVIDIA-L4", "count": 3}}, "gpu.count must be 1, 2, 4 or 8"),

@@ -27,8 +27,9 @@ _DROPPED_KEYS = {"title", "additionalProperties", "$defs"}
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
     {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
-    {"name": "GPU", "type": "string", "jsonPath": ".spec.gpu.product"},
-    {"name": "GPUs", "type": "integer", "jsonPath": ".spec.gpu.count", "priority": 1},
+    {"name": "GPU", "type": "string", "jsonPath": ".status.placement.gpuProduct"},
+    {"name": "GPUs", "type": "integer", "jsonPath": ".status.placement.gpusPerReplica"},
+    {"name": "$/HR", "type": "number", "jsonPath": ".status.placement.hourlyCostPerReplica"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {
@@ -54,12 +55,12 @@ def _convert(node: Any, definitions: dict[str, Any]) -> Any:
         return [_convert(item, definitions) for item in node]
     if not isinstance(node, dict):
         return node
+    if "anyOf" in node:
+        node = _without_null_branch(node)
     if "$ref" in node:
         target = definitions[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         return _convert(merged, definitions)
-    if "anyOf" in node:
-        node = _without_null_branch(node)
     if "allOf" in node and len(node["allOf"]) == 1:
         rest = {k: v for k, v in node.items() if k != "allOf"}
         node = {**node["allOf"][0], **rest}

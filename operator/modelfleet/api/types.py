@@ -23,6 +23,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 MAX_GPUS_PER_REPLICA = 8
 
 
+Quantization = Literal["bf16", "fp16", "fp8", "int8", "awq", "gptq", "auto"]
+
+
 class Engine(StrEnum):
     """Inference engines modelfleet knows how to run."""
 
@@ -53,21 +56,22 @@ class GPURequest(_Model):
             pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
             description=(
                 "GPU product to run on, as the node label nvidia.com/gpu.product spells it "
-                "(for example NVIDIA-L4, NVIDIA-H100-80GB-HBM3, NVIDIA-H200)."
+                "(for example NVIDIA-L4, NVIDIA-H100-80GB-HBM3, NVIDIA-H200), or auto (the "
+                "default): the cheapest GPU in the cluster that fits the model."
             ),
         ),
-    ]
+    ] = "auto"
     count: Annotated[
-        int,
+        int | None,
         Field(
             ge=1,
             le=MAX_GPUS_PER_REPLICA,
             description=(
                 "GPUs per replica, all on one node. The engine shards the model across them "
-                "with tensor parallelism of this degree."
+                "with tensor parallelism of this degree. Unset: the fewest that fit."
             ),
         ),
-    ] = 1
+    ] = None
 
 
 _RESERVED_ARGS = (
@@ -89,7 +93,7 @@ EXTRA_ARGS_RULE_MESSAGE = (
 )
 _SPEC_RULES: list[JsonValue] = [
     _cel(
-        "self.engine == 'llamacpp' || self.gpu.count in [1, 2, 4, 8]",
+        "!has(self.gpu.count) || self.engine == 'llamacpp' || self.gpu.count in [1, 2, 4, 8]",
         GPU_COUNT_RULE_MESSAGE,
         ".gpu.count",
     ),
@@ -123,7 +127,34 @@ class ModelDeploymentSpec(_Model):
         Engine,
         Field(description="Inference engine: vllm (default), sglang or llamacpp."),
     ] = Engine.VLLM
-    gpu: Annotated[GPURequest, Field(description="GPUs for each replica.")]
+    gpu: Annotated[
+        GPURequest,
+        Field(
+            description="GPUs for each replica; by default the cheapest that fit.",
+            json_schema_extra={"default": {}},
+        ),
+    ] = Field(default_factory=GPURequest)
+    max_context_length: Annotated[
+        int | None,
+        Field(
+            alias="maxContextLength",
+            ge=256,
+            le=10_000_000,
+            description=(
+                "Longest sequence (prompt + output) in tokens a replica must hold; sizes the KV "
+                "cache. Default: the model's maximum."
+            ),
+        ),
+    ] = None
+    quantization: Annotated[
+        Quantization | None,
+        Field(
+            description=(
+                "Weight format: bf16, fp16, fp8, int8, awq or gptq pins it; auto also considers "
+                "fp8 for 16-bit models when that is cheaper. Default: the published weights."
+            ),
+        ),
+    ] = None
     replicas: Annotated[
         int,
         Field(ge=0, le=1000, description="Number of engine replicas (pods). 0 stops serving."),
@@ -148,7 +179,8 @@ class ModelDeploymentSpec(_Model):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ModelDeploymentSpec:
         """The CRD's CEL rules, again, so offline tools and the operator give the same errors."""
-        if self.engine != Engine.LLAMACPP and self.gpu.count not in (1, 2, 4, 8):
+        count = self.gpu.count
+        if count is not None and self.engine != Engine.LLAMACPP and count not in (1, 2, 4, 8):
             raise ValueError(GPU_COUNT_RULE_MESSAGE)
         if any(reserved_arg(arg) for arg in self.extra_args):
             raise ValueError(EXTRA_ARGS_RULE_MESSAGE)
@@ -160,6 +192,41 @@ def reserved_arg(arg: str) -> bool:
 
 
 ConditionType = Literal["Ready", "Progressing", "Degraded"]
+
+
+class PlacementStatus(_Model):
+    """Where and how one replica runs: the planner's choice, shown with its numbers."""
+
+    gpu_product: Annotated[
+        str, Field(alias="gpuProduct", description="GPU product (node label value).")
+    ]
+    gpu_label: Annotated[
+        str, Field(alias="gpuLabel", description="Node label that names the product.")
+    ] = "nvidia.com/gpu.product"
+    gpus_per_replica: Annotated[int, Field(alias="gpusPerReplica", description="GPUs per pod.")]
+    tensor_parallel: Annotated[
+        int, Field(alias="tensorParallel", description="Tensor parallel degree.")
+    ]
+    quantization: Annotated[str | None, Field(description="Weight format the engine serves.")] = (
+        None
+    )
+    quantized: Annotated[
+        bool, Field(description="True when the engine quantizes the published weights.")
+    ] = False
+    max_context_length: Annotated[
+        int | None, Field(alias="maxContextLength", description="KV cache sized for this.")
+    ] = None
+    estimated_memory_gib: Annotated[
+        float | None,
+        Field(alias="estimatedMemoryGiB", description="Estimated GPU memory per replica."),
+    ] = None
+    hourly_cost_per_replica: Annotated[
+        float | None,
+        Field(alias="hourlyCostPerReplica", description="USD per replica-hour."),
+    ] = None
+    message: Annotated[str, Field(description="Why this placement, in one line.")] = ""
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
@@ -201,6 +268,10 @@ class ModelDeploymentStatus(_Model):
     endpoint: Annotated[
         str | None,
         Field(description="In-cluster URL of the OpenAI-compatible API."),
+    ] = None
+    placement: Annotated[
+        PlacementStatus | None,
+        Field(description="The GPU placement the replicas run with."),
     ] = None
     conditions: Annotated[
         list[Condition],

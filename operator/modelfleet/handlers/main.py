@@ -10,6 +10,7 @@ import kopf
 
 from modelfleet.handlers import modeldeployment  # noqa: F401  (registers the handlers)
 from modelfleet.kube.client import Kube, load_api_client
+from modelfleet.plan.prices import PriceSheet
 
 ANNOTATION_PREFIX = "modelfleet.dev"
 
@@ -27,6 +28,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     memo.kube = Kube(load_api_client())
+    memo.prices = PriceSheet()  # catalog defaults; cluster overrides are not wired in yet
 
 
 def run_operator(namespaces: list[str], verbose: bool = False) -> int:

@@ -27,11 +27,28 @@ from modelfleet.api.types import (
     VERSION,
     ModelDeployment,
     ModelDeploymentStatus,
+    PlacementStatus,
     own_status,
 )
 from modelfleet.kube.client import Kube
-from modelfleet.render.children import MANAGED_BY, OWNER_LABEL, children, selector_string
-from modelfleet.status import Observed, announcements, compute_status, invalid_spec_status
+from modelfleet.plan.deployment import plan_deployment
+from modelfleet.plan.inventory import Inventory, parse_inventory
+from modelfleet.plan.prices import PriceSheet
+from modelfleet.plan.request import PlanInputError
+from modelfleet.render.children import (
+    MANAGED_BY,
+    OWNER_LABEL,
+    children,
+    selector_labels,
+    selector_string,
+)
+from modelfleet.status import (
+    Observed,
+    announcements,
+    compute_status,
+    invalid_spec_status,
+    unplaceable,
+)
 
 
 def _resync_seconds() -> float:
@@ -60,12 +77,12 @@ _status_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(thread
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(memo.kube, body, raise_on_invalid=True)
+    reconcile(memo.kube, body, memo.prices, raise_on_invalid=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(memo.kube, body, raise_on_invalid=False)
+    reconcile(memo.kube, body, memo.prices, raise_on_invalid=False)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
@@ -84,26 +101,55 @@ def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     refresh_status(memo.kube, str(body.metadata.namespace), owner)
 
 
-def reconcile(kube: Kube, body: kopf.Body, *, raise_on_invalid: bool) -> None:
-    """Make the children match the spec, then report how far reality is from it."""
+def reconcile(kube: Kube, body: kopf.Body, prices: PriceSheet, *, raise_on_invalid: bool) -> None:
+    """Place the model, make the children match, then report how far reality is from it."""
     try:
         md = ModelDeployment.from_body(body)
     except ValidationError as error:
-        message = describe(error)
-        _write_invalid(kube, body, message)
-        if raise_on_invalid:
-            raise kopf.PermanentError(f"invalid ModelDeployment: {message}") from error
+        _report_unplaceable(kube, body, describe(error), "InvalidSpec", raise_on_invalid)
         return
     try:
-        for child in children(md):
+        decision = plan_deployment(md, _inventory(kube, md), prices)
+    except PlanInputError as error:
+        _report_unplaceable(kube, body, str(error), "InvalidSpec", raise_on_invalid)
+        return
+    if isinstance(decision, str):
+        # Not permanent: nodes may be added; the periodic reconcile plans again.
+        _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", raise_on_invalid=False)
+        return
+    try:
+        for child in children(md, decision):
             kube.apply(child)
     except DynamicApiError as error:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
-    refresh_status(kube, md.metadata.namespace, md.metadata.name)
+    refresh_status(kube, md.metadata.namespace, md.metadata.name, decision, md.metadata.generation)
 
 
-def refresh_status(kube: Kube, namespace: str, name: str) -> None:
-    """Recompute the status from the children and write it if it changed."""
+def _inventory(kube: Kube, md: ModelDeployment) -> Inventory:
+    """GPU pools and their free GPUs, not counting this deployment's own pods."""
+    own = selector_labels(md)
+    pods = [
+        pod
+        for pod in kube.list("v1", "Pod")
+        if not (
+            (pod.get("metadata") or {}).get("namespace") == md.metadata.namespace
+            and own.items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()
+        )
+    ]
+    return parse_inventory(kube.list("v1", "Node"), pods)
+
+
+def refresh_status(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    placement: PlacementStatus | None = None,
+    generation: int | None = None,
+) -> None:
+    """Recompute the status from the children and write it if it changed.
+
+    Between reconciles (child events) the placement and generation of the last reconcile hold.
+    """
     with _status_locks[(namespace, name)]:
         body = kube.get(API_VERSION, KIND, name, namespace)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -112,8 +158,14 @@ def refresh_status(kube: Kube, namespace: str, name: str) -> None:
             md = ModelDeployment.from_body(body)
         except ValidationError:
             return  # reconcile reports invalid specs; there is nothing to observe
+        if placement is None:
+            if unplaceable(md):
+                return  # the last reconcile's verdict stands until the spec or cluster changes
+            placement, generation = md.status.placement, md.status.observed_generation
+        if placement is None:
+            return  # not placed yet: the reconcile reports
         observed = _observe(kube, md)
-        desired = compute_status(md, observed, now=_now())
+        desired = compute_status(md, observed, placement, generation, now=_now())
         if _write_if_changed(kube, md.status, desired, namespace, name):
             for news in announcements(md.status, desired):
                 kopf.event(
@@ -138,13 +190,19 @@ def _observe(kube: Kube, md: ModelDeployment) -> Observed:
     return Observed(deployment=deployment, pods=pods, nodes=nodes)
 
 
-def _write_invalid(kube: Kube, body: kopf.Body, message: str) -> None:
+def _report_unplaceable(
+    kube: Kube, body: kopf.Body, message: str, reason: str, raise_on_invalid: bool
+) -> None:
     namespace, name = str(body.metadata.namespace), str(body.metadata.name)
     with _status_locks[(namespace, name)]:
         previous = ModelDeploymentStatus.model_validate(own_status(body.get("status")))
         generation = int(body.metadata.get("generation") or 0)
-        desired = invalid_spec_status(generation, previous, message, now=_now())
-        _write_if_changed(kube, previous, desired, namespace, name)
+        desired = invalid_spec_status(generation, previous, message, now=_now(), reason=reason)
+        if _write_if_changed(kube, previous, desired, namespace, name):
+            for news in announcements(previous, desired):
+                kopf.event(body, type=news.type, reason=news.reason, message=news.message)
+    if raise_on_invalid:
+        raise kopf.PermanentError(f"{reason}: {message}")
 
 
 def _write_if_changed(

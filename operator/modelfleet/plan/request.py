@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelfleet.catalog.models import ModelArch
 from modelfleet.plan.memory import (
@@ -46,3 +47,69 @@ class PlacementRequest(BaseModel):
         if value is None or value.strip().lower() in ("", "auto"):
             return None
         return value.strip()
+
+
+class PlanInputError(ValueError):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def _engine_arg(args: Sequence[Any], flag: str) -> str | None:
+    for index, arg in enumerate(args):
+        arg = str(arg)
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and index + 1 < len(args):
+            return str(args[index + 1])
+    return None
+
+
+def request_from_manifest(manifest: Any) -> PlacementRequest:
+    """Map a ModelDeployment (dict) onto a PlacementRequest; field-level errors on bad values."""
+    spec = manifest.get("spec") if isinstance(manifest, Mapping) else None
+    if not isinstance(spec, Mapping):
+        raise PlanInputError(["spec: required"])
+    gpu = spec.get("gpu") or {}
+    if not isinstance(gpu, Mapping):
+        raise PlanInputError(["spec.gpu: must be an object"])
+    extra = spec.get("extraArgs") or []
+    if not isinstance(extra, list):
+        raise PlanInputError(["spec.extraArgs: must be a list"])
+    fields: dict[str, tuple[str, Any]] = {
+        "model": ("spec.model", spec.get("model")),
+        "architecture": ("spec.architecture", spec.get("architecture")),
+        "max_context_length": (
+            "spec.maxContextLength",
+            spec.get("maxContextLength", _engine_arg(extra, "--max-model-len")),
+        ),
+        "quantization": (
+            "spec.quantization",
+            spec.get("quantization", _engine_arg(extra, "--quantization")),
+        ),
+        "engine": ("spec.engine", spec.get("engine", "vllm")),
+        "gpu_product": ("spec.gpu.product", gpu.get("product")),
+        "gpu_count": ("spec.gpu.count", gpu.get("count")),
+        "gpu_memory_utilization": (
+            "spec.gpuMemoryUtilization",
+            spec.get("gpuMemoryUtilization", _engine_arg(extra, "--gpu-memory-utilization")),
+        ),
+        "kv_cache_dtype": (
+            "spec.kvCacheDtype",
+            spec.get("kvCacheDtype", _engine_arg(extra, "--kv-cache-dtype")),
+        ),
+    }
+    values = {name: value for name, (_, value) in fields.items() if value is not None}
+    if values.get("architecture") is not None and isinstance(values["architecture"], Mapping):
+        values["architecture"] = {"id": values.get("model", "custom"), **values["architecture"]}
+    try:
+        return PlacementRequest.model_validate(values)
+    except ValidationError as error:
+        paths = {name: path for name, (path, _) in fields.items()}
+        lines = []
+        for problem in error.errors():
+            loc = [str(part) for part in problem["loc"]]
+            head = paths.get(loc[0], loc[0]) if loc else "spec"
+            path = ".".join([head, *loc[1:]])
+            lines.append(f"{path}: {problem['msg'].removeprefix('Value error, ')}")
+        raise PlanInputError(lines) from error

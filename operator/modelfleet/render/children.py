@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelfleet.api.types import API_VERSION, KIND, ModelDeployment
+from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
 from modelfleet.render.engines import ENGINE_PORT, profile
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -36,9 +36,9 @@ def endpoint_url(md: ModelDeployment) -> str:
     return f"http://{meta.name}.{meta.namespace}.svc.cluster.local:{ENGINE_PORT}/v1"
 
 
-def children(md: ModelDeployment) -> list[dict[str, Any]]:
+def children(md: ModelDeployment, placement: PlacementStatus) -> list[dict[str, Any]]:
     """Every object the ModelDeployment owns, in apply order."""
-    return [deployment(md), service(md)]
+    return [deployment(md, placement), service(md)]
 
 
 def _labels(md: ModelDeployment) -> dict[str, str]:
@@ -69,9 +69,9 @@ def _metadata(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def deployment(md: ModelDeployment) -> dict[str, Any]:
+def deployment(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any]:
     spec = md.spec
-    gpus = spec.gpu.count
+    gpus = placement.gpus_per_replica
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -88,11 +88,11 @@ def deployment(md: ModelDeployment) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": _labels(md)},
                 "spec": {
-                    "nodeSelector": {GPU_PRODUCT_LABEL: spec.gpu.product},
+                    "nodeSelector": {placement.gpu_label: placement.gpu_product},
                     "tolerations": [
                         {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
                     ],
-                    "containers": [_engine_container(md)],
+                    "containers": [_engine_container(md, placement)],
                     "volumes": [
                         {
                             "name": "dshm",
@@ -111,19 +111,19 @@ def deployment(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def _engine_container(md: ModelDeployment) -> dict[str, Any]:
+def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any]:
     spec = md.spec
     engine = profile(spec.engine)
     health = {"httpGet": {"path": engine.health_path, "port": PORT_NAME}}
     container: dict[str, Any] = {
         "name": "engine",
         "image": spec.image or engine.image,
-        "args": engine.args(spec),
+        "args": engine.args(spec, placement),
         "ports": [{"name": PORT_NAME, "containerPort": ENGINE_PORT, "protocol": "TCP"}],
         "env": [{"name": "HF_HOME", "value": "/models"}],
         "resources": {
-            "limits": {GPU_RESOURCE: str(spec.gpu.count)},
-            "requests": {GPU_RESOURCE: str(spec.gpu.count)},
+            "limits": {GPU_RESOURCE: str(placement.gpus_per_replica)},
+            "requests": {GPU_RESOURCE: str(placement.gpus_per_replica)},
         },
         # Loading weights can take many minutes: the startup probe allows for it, so liveness
         # never kills a replica that is still loading.

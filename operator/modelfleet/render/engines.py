@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelfleet.api.types import Engine, ModelDeploymentSpec
+from modelfleet.api.types import Engine, ModelDeploymentSpec, PlacementStatus
+from modelfleet.plan.memory import DEFAULT_UTILIZATION
 
 ENGINE_PORT = 8000
 
@@ -39,26 +40,41 @@ class EngineProfile:
             return ["python3", "-m", "sglang.launch_server"]
         return None
 
-    def args(self, spec: ModelDeploymentSpec) -> list[str]:
-        """Engine arguments: model, network and parallelism first, then the user's extras."""
-        gpus = spec.gpu.count
+    def args(self, spec: ModelDeploymentSpec, placement: PlacementStatus) -> list[str]:
+        """Engine arguments: model, network, parallelism and sizing, then the user's extras.
+
+        A sizing flag the user already passes in extraArgs is left to them.
+        """
+        tp = placement.tensor_parallel
+        context = placement.max_context_length
+        quantization = placement.quantization if placement.quantized else None
         if self.engine == Engine.VLLM:
             own = [
                 f"--model={spec.model}",
                 f"--served-model-name={spec.model}",
                 "--host=0.0.0.0",
                 f"--port={ENGINE_PORT}",
-                f"--tensor-parallel-size={gpus}",
+                f"--tensor-parallel-size={tp}",
             ]
+            sizing = {
+                "--max-model-len": context,
+                "--gpu-memory-utilization": DEFAULT_UTILIZATION,
+                "--quantization": quantization,
+            }
         elif self.engine == Engine.SGLANG:
             own = [
                 f"--model-path={spec.model}",
                 f"--served-model-name={spec.model}",
                 "--host=0.0.0.0",
                 f"--port={ENGINE_PORT}",
-                f"--tp-size={gpus}",
+                f"--tp-size={tp}",
                 "--enable-metrics",
             ]
+            sizing = {
+                "--context-length": context,
+                "--mem-fraction-static": DEFAULT_UTILIZATION,
+                "--quantization": quantization,
+            }
         else:
             own = [
                 f"--hf-repo={spec.model}",
@@ -68,6 +84,13 @@ class EngineProfile:
                 "--n-gpu-layers=999",
                 "--metrics",
             ]
+            sizing = {"--ctx-size": context}
+        given = {arg.split("=", 1)[0] for arg in spec.extra_args}
+        own += [
+            f"{flag}={value}"
+            for flag, value in sizing.items()
+            if value is not None and flag not in given
+        ]
         return own + list(spec.extra_args)
 
 

@@ -1,0 +1,64 @@
+"""The placement of a ModelDeployment: its spec mapped onto the planner, kept stable over time.
+
+A running deployment keeps its GPUs while its spec is unchanged (the previous placement is pinned),
+so other workloads filling or freeing pools never make it migrate; a spec change re-plans.
+"""
+
+from __future__ import annotations
+
+from modelfleet.api.types import ModelDeployment, PlacementStatus
+from modelfleet.catalog.models import default_models
+from modelfleet.plan.inventory import Inventory
+from modelfleet.plan.planner import Placement, place
+from modelfleet.plan.prices import PriceSheet
+from modelfleet.plan.request import request_from_manifest
+
+
+def plan_deployment(
+    md: ModelDeployment, inventory: Inventory, prices: PriceSheet
+) -> PlacementStatus | str:
+    """The placement to run with, or the reason there is none (raises PlanInputError)."""
+    spec = md.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    request = request_from_manifest({"spec": spec})
+    previous = md.status.placement
+    keep = previous is not None and md.status.observed_generation == md.metadata.generation
+    if keep and previous is not None:
+        request = request.model_copy(
+            update={"gpu_product": previous.gpu_product, "gpu_count": previous.gpus_per_replica}
+        )
+    placement = place(request, inventory, prices)
+    if placement.feasible:
+        chosen = _status_of(placement)
+        if keep and previous is not None:
+            # The pinned re-check confirms the fit; the reason for the choice is the original one.
+            return chosen.model_copy(update={"message": previous.message})
+        return chosen
+    pinned = md.spec.gpu.product != "auto" and md.spec.gpu.count is not None
+    if pinned and default_models().lookup(md.spec.model) is None:
+        count = md.spec.gpu.count or 1
+        return PlacementStatus(
+            gpu_product=md.spec.gpu.product,
+            gpus_per_replica=count,
+            tensor_parallel=count,
+            message=f"{md.spec.model} is not in the catalog: running on the pinned "
+            f"{count}x {md.spec.gpu.product} without a memory check",
+        )
+    return placement.message
+
+
+def _status_of(placement: Placement) -> PlacementStatus:
+    chosen = placement.chosen
+    assert chosen is not None  # feasible placements always carry their choice
+    return PlacementStatus(
+        gpu_product=chosen.gpu_product,
+        gpu_label=chosen.label_key,
+        gpus_per_replica=chosen.gpus,
+        tensor_parallel=placement.tensor_parallel or chosen.gpus,
+        quantization=chosen.quantization,
+        quantized=placement.quantized,
+        max_context_length=placement.max_context_length,
+        estimated_memory_gib=placement.estimated_memory_gib
+        and round(placement.estimated_memory_gib, 1),
+        hourly_cost_per_replica=chosen.hourly_cost and round(chosen.hourly_cost, 4),
+        message=placement.message,
+    )
