@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the operator against the current kubeconfig",
         description="Run the modelfleet operator (kopf) against the current kubeconfig context.",
         epilog="Environment: KUBECONFIG selects the cluster (in a pod: its ServiceAccount); "
-        "MODELFLEET_RESYNC_SECONDS sets the periodic reconcile (default 30).",
+        "MODELFLEET_RESYNC_SECONDS sets the periodic reconcile (default 30); "
+        "MODELFLEET_PRICES_FILE is the default of --prices.",
     )
     run.add_argument(
         "--namespace",
@@ -29,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch only this namespace (repeatable; default: all namespaces)",
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="YAML price overrides, USD per GPU-hour by nvidia.com/gpu.product value, e.g. "
+        "{NVIDIA-L4: 0.55, NVIDIA-H200: {onDemand: 3.5, spot: 2.1}} "
+        "(default: $MODELFLEET_PRICES_FILE, else the catalog's prices)",
+    )
     run.set_defaults(func=_run_operator)
 
     crds = commands.add_parser(
@@ -49,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_operator(args: argparse.Namespace) -> int:
     from modelfleet.handlers.main import run_operator
 
-    return run_operator(namespaces=args.namespace, verbose=args.verbose)
+    return run_operator(namespaces=args.namespace, verbose=args.verbose, prices=args.prices)
 
 
 def _print_crds(args: argparse.Namespace) -> int:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import kopf
+import yaml
 
 from modelfleet.handlers import modeldeployment  # noqa: F401  (registers the handlers)
 from modelfleet.kube.client import Kube, load_api_client
-from modelfleet.plan.prices import PriceSheet
+from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_overrides
 
 ANNOTATION_PREFIX = "modelfleet.dev"
+PRICES_ENV = "MODELFLEET_PRICES_FILE"
 
 
 @kopf.on.startup()
@@ -28,17 +32,38 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     memo.kube = Kube(load_api_client())
-    memo.prices = PriceSheet()  # catalog defaults; cluster overrides are not wired in yet
+    if "prices" not in memo:  # `kopf run -m modelfleet.handlers` comes without run_operator
+        memo.prices = load_price_sheet(os.environ.get(PRICES_ENV))
 
 
-def run_operator(namespaces: list[str], verbose: bool = False) -> int:
+def load_price_sheet(path: str | None) -> PriceSheet:
+    """Catalog prices, overridden by a YAML file of USD per GPU-hour keyed by product label.
+
+    Checked before the operator starts: a typo in a price must stop it, not cost money quietly.
+    """
+    if not path:
+        return PriceSheet()
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        return parse_price_overrides(data, prefix=path)
+    except OSError as error:
+        raise SystemExit(f"price overrides {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise SystemExit(f"price overrides {path}: not YAML: {error}") from error
+    except PriceSheetError as error:
+        raise SystemExit("invalid price overrides:\n  " + "\n  ".join(error.errors)) from error
+
+
+def run_operator(namespaces: list[str], verbose: bool = False, prices: str | None = None) -> int:
     """Run until interrupted; without namespaces, watch the whole cluster."""
+    sheet = load_price_sheet(prices or os.environ.get(PRICES_ENV))
     kopf.configure(verbose=verbose)
     asyncio.run(
         kopf.operator(
             standalone=True,
             namespaces=namespaces,
             clusterwide=not namespaces,
+            memo=kopf.Memo(prices=sheet),
         )
     )
     return 0
