@@ -114,6 +114,8 @@ def test_chart_installs_and_its_rbac_runs_the_operator(
             "--namespace",
             release_namespace,
             "--create-namespace",
+            "--set-json",
+            'prices={"NVIDIA-L4": 0.55}',
             "--wait",
             "--timeout",
             "60s",
@@ -150,6 +152,12 @@ def _check_installed(
     assert container.security_context.read_only_root_filesystem is True
     assert container.security_context.capabilities.drop == ["ALL"]
     assert not container.args  # cluster-wide, no --namespace
+    env = {e.name: e.value for e in container.env}
+    assert env["MODELFLEET_PRICES_FILE"] == "/etc/modelfleet/prices.yaml"
+    prices = client.CoreV1Api(api).read_namespaced_config_map(
+        f"{RELEASE}-prices", release_namespace
+    )
+    assert yaml.safe_load(prices.data["prices.yaml"]) == {"NVIDIA-L4": 0.55}
 
 
 def _check_operator_runs_on_chart_rbac(
