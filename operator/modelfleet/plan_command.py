@@ -1,4 +1,4 @@
-"""`modelfleet plan`: the planner's choice for a ModelDeployment manifest, offline.
+"""`modelfleet plan`: the planner's choice for a ModelDeployment manifest.
 
     modelfleet plan -f MODELDEPLOYMENT.yaml --inventory NODES.yaml [--prices PRICES.yaml]
                     [-o table|json]
@@ -6,8 +6,8 @@
                                                           # of every catalog GPU
 
 NODES.yaml is `kubectl get nodes -o yaml` (a NodeList), or `kubectl get nodes,pods -A -o yaml`
-to count GPUs already in use. Without --inventory or --all-gpus the command would read the
-current cluster; that is not implemented yet and exits 2.
+to count GPUs already in use. Without --inventory or --all-gpus it reads the Nodes and Pods of
+the current kubeconfig context (--kubeconfig to choose another).
 Exit codes: 0 a feasible placement, 1 none, 2 bad input.
 
 The manifest's spec is read leniently (fields the CRD does not have yet are accepted):
@@ -59,6 +59,11 @@ def add_plan_command(commands: Any) -> None:
         action="store_true",
         help="plan against one empty 8-GPU node of every catalog GPU",
     )
+    plan.add_argument(
+        "--kubeconfig",
+        help="cluster to read when neither --inventory nor --all-gpus is given "
+        "(default: $KUBECONFIG or ~/.kube/config)",
+    )
     plan.add_argument("--prices", type=Path, help="price overrides YAML")
     plan.add_argument("-o", "--output", choices=("table", "json"), default="table")
     plan.set_defaults(func=run_plan)
@@ -67,18 +72,14 @@ def add_plan_command(commands: Any) -> None:
 def run_plan(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    if args.inventory is None and not args.all_gpus:
-        err.write(
-            "modelfleet plan: reading the current cluster is not implemented yet; pass "
-            "--inventory NODES.yaml (kubectl get nodes,pods -A -o yaml) or --all-gpus\n"
-        )
-        return 2
     try:
         request = request_from_manifest(_load_yaml(args.filename, first_of_kind="ModelDeployment"))
         if args.inventory is not None:
             inventory = inventory_from_yaml(_load_yaml(args.inventory))
-        else:
+        elif args.all_gpus:
             inventory = hypothetical_inventory(default_gpus())
+        else:
+            inventory = _live_inventory(args.kubeconfig)
         prices = (
             parse_price_overrides(_load_yaml(args.prices), prefix=str(args.prices))
             if args.prices
@@ -94,6 +95,22 @@ def run_plan(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     else:
         out.write(format_table(placement, inventory))
     return 0 if placement.feasible else 1
+
+
+def _live_inventory(kubeconfig: str | None) -> Inventory:
+    """Nodes and Pods of a running cluster, read once (the same view the operator plans on)."""
+    from kubernetes.config import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    from modelfleet.kube.client import Kube, load_api_client
+
+    try:
+        kube = Kube(load_api_client(kubeconfig))
+        return parse_inventory(kube.list("v1", "Node"), kube.list("v1", "Pod"))
+    except (ConfigException, OSError, HTTPError) as error:
+        raise PlanInputError(
+            [f"cannot read the cluster ({error}); pass --inventory NODES.yaml or --all-gpus"]
+        ) from error
 
 
 def _load_yaml(path: Path, first_of_kind: str | None = None) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +332,33 @@ def test_auto_falls_through_to_the_next_cheapest_pool_when_the_cheapest_is_full(
     assert placement["gpuProduct"] == "NVIDIA-A100-SXM4-80GB"
     assert "has no node with 1 free GPUs" in placement["message"]
     assert node_products(api, namespace, "late") == {"NVIDIA-A100-SXM4-80GB"}
+
+
+def test_plan_reads_the_live_cluster(kubeconfig: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "r1.yaml"
+    manifest.write_text("kind: ModelDeployment\nspec:\n  model: deepseek-ai/DeepSeek-R1\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelfleet.cli",
+            "plan",
+            "-f",
+            str(manifest),
+            "--kubeconfig",
+            str(kubeconfig),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["feasible"], plan["gpuProduct"], plan["gpusPerReplica"]) == (
+        True,
+        "NVIDIA-H200",
+        8,
+    )
+    assert any("8x H100" in (o.get("reason") or "") for o in plan["options"])

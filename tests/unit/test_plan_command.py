@@ -111,9 +111,10 @@ def test_bad_prices_exit_2(tmp_path: Path) -> None:
     assert "NVIDIA-L4: must be a number of USD per GPU-hour" in err
 
 
-def test_live_cluster_mode_is_not_implemented(tmp_path: Path) -> None:
-    code, _, err = run(tmp_path, {"model": "llama-3.1-8b"})
-    assert code == 2 and "not implemented yet" in err
+def test_an_unreachable_cluster_is_bad_input(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-kubeconfig")
+    code, _, err = run(tmp_path, {"model": "llama-3.1-8b"}, "--kubeconfig", missing)
+    assert code == 2 and "cannot read the cluster" in err and "--inventory" in err
 
 
 def test_all_gpus_hypothetical_inventory(tmp_path: Path) -> None:
