@@ -65,7 +65,12 @@ def test_scale_subresource_and_printer_columns() -> None:
 
 def test_cel_rules_carry_field_paths() -> None:
     rules = _schema()["properties"]["spec"]["x-kubernetes-validations"]
-    assert {r["fieldPath"] for r in rules} == {".gpu.count", ".extraArgs"}
+    assert {r["fieldPath"] for r in rules} == {
+        ".gpu.count",
+        ".extraArgs",
+        ".minReplicas",
+        ".maxReplicas",
+    }
 
 
 def test_yaml_round_trips() -> None:

@@ -30,13 +30,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "GPU", "type": "string", "jsonPath": ".status.placement.gpuProduct"},
     {"name": "GPUs", "type": "integer", "jsonPath": ".status.placement.gpusPerReplica"},
     {"name": "$/HR", "type": "number", "jsonPath": ".status.placement.hourlyCostPerReplica"},
-    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+    {"name": "Replicas", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {
         "name": "Status",
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
     },
+    {"name": "Min", "type": "integer", "jsonPath": ".spec.minReplicas", "priority": 1},
+    {"name": "Max", "type": "integer", "jsonPath": ".spec.maxReplicas", "priority": 1},
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -74,6 +74,110 @@ class GPURequest(_Model):
     ] = None
 
 
+class AutoscalingSpec(_Model):
+    """How the autoscaler reads engine load; used only when maxReplicas is set.
+
+    Defaults are explained in docs/autoscaling.md; every one is overridable here.
+    """
+
+    target_kv_cache_usage: Annotated[
+        float,
+        Field(
+            alias="targetKVCacheUsage",
+            gt=0,
+            le=1,
+            description=(
+                "KV cache use per replica (0-1) to aim for. Above it the engine soon queues "
+                "requests; below it for the scale-down window, replicas are removed."
+            ),
+        ),
+    ] = 0.7
+    target_queue_depth: Annotated[
+        float,
+        Field(
+            alias="targetQueueDepth",
+            ge=0,
+            le=10_000,
+            description="Waiting (queued) requests per replica tolerated before adding replicas.",
+        ),
+    ] = 2.0
+    target_running_requests: Annotated[
+        int | None,
+        Field(
+            alias="targetRunningRequests",
+            ge=1,
+            le=10_000,
+            description=(
+                "Running requests per replica to aim for. Unset: only KV cache use and queue "
+                "depth count, which already track the engine's batch capacity."
+            ),
+        ),
+    ] = None
+    interval_seconds: Annotated[
+        int,
+        Field(
+            alias="intervalSeconds",
+            ge=1,
+            le=300,
+            description="Seconds between metric scrapes and scaling decisions.",
+        ),
+    ] = 10
+    scale_up_window_seconds: Annotated[
+        int,
+        Field(
+            alias="scaleUpWindowSeconds",
+            ge=0,
+            le=3600,
+            description=(
+                "Short window that reacts to bursts: scale up to the lowest recommendation "
+                "seen in it (0: act on the latest sample)."
+            ),
+        ),
+    ] = 0
+    scale_down_window_seconds: Annotated[
+        int,
+        Field(
+            alias="scaleDownWindowSeconds",
+            ge=0,
+            le=86_400,
+            description=(
+                "Stabilisation: scale down only to the highest recommendation seen in this "
+                "window, so a lull shorter than it removes nothing."
+            ),
+        ),
+    ] = 300
+    max_scale_up_step: Annotated[
+        int,
+        Field(
+            alias="maxScaleUpStep",
+            ge=1,
+            le=1000,
+            description="Most replicas added by one decision.",
+        ),
+    ] = 4
+    max_scale_down_step: Annotated[
+        int,
+        Field(
+            alias="maxScaleDownStep",
+            ge=1,
+            le=1000,
+            description="Most replicas removed by one decision.",
+        ),
+    ] = 1
+    scale_to_zero_after_seconds: Annotated[
+        int,
+        Field(
+            alias="scaleToZeroAfterSeconds",
+            ge=0,
+            le=604_800,
+            description=(
+                "With minReplicas 0: seconds without any request before the last replica is "
+                "removed. Waking from zero needs a request gateway (not built yet)."
+            ),
+        ),
+    ] = 900
+
+
 _RESERVED_ARGS = (
     "--model",
     "--model-path",
@@ -91,7 +195,21 @@ GPU_COUNT_RULE_MESSAGE = (
 EXTRA_ARGS_RULE_MESSAGE = (
     "extraArgs must not set " + ", ".join(_RESERVED_ARGS) + ": modelfleet sets them"
 )
+MIN_MAX_RULE_MESSAGE = "minReplicas must not exceed maxReplicas"
+NEEDS_MAX_RULE_MESSAGE = (
+    "minReplicas and autoscaling need maxReplicas: autoscaling is on when maxReplicas is set"
+)
 _SPEC_RULES: list[JsonValue] = [
+    _cel(
+        "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+        MIN_MAX_RULE_MESSAGE,
+        ".minReplicas",
+    ),
+    _cel(
+        "has(self.maxReplicas) || (!has(self.minReplicas) && !has(self.autoscaling))",
+        NEEDS_MAX_RULE_MESSAGE,
+        ".maxReplicas",
+    ),
     _cel(
         "!has(self.gpu.count) || self.engine == 'llamacpp' || self.gpu.count in [1, 2, 4, 8]",
         GPU_COUNT_RULE_MESSAGE,
@@ -157,8 +275,45 @@ class ModelDeploymentSpec(_Model):
     ] = None
     replicas: Annotated[
         int,
-        Field(ge=0, le=1000, description="Number of engine replicas (pods). 0 stops serving."),
+        Field(
+            ge=0,
+            le=1000,
+            description=(
+                "Number of engine replicas (pods); 0 stops serving. With autoscaling "
+                "(maxReplicas set) it is the starting count, and a change to it (kubectl scale) "
+                "sets the count once, within minReplicas..maxReplicas, before the autoscaler "
+                "takes over again."
+            ),
+        ),
     ] = 1
+    min_replicas: Annotated[
+        int | None,
+        Field(
+            alias="minReplicas",
+            ge=0,
+            le=1000,
+            description=(
+                "Fewest replicas the autoscaler keeps (default 1). 0 allows scale-to-zero after "
+                "autoscaling.scaleToZeroAfterSeconds without requests."
+            ),
+        ),
+    ] = None
+    max_replicas: Annotated[
+        int | None,
+        Field(
+            alias="maxReplicas",
+            ge=1,
+            le=1000,
+            description=(
+                "Most replicas the autoscaler may run. Setting it turns autoscaling on: the "
+                "replica count then follows the engines' queue and KV cache use."
+            ),
+        ),
+    ] = None
+    autoscaling: Annotated[
+        AutoscalingSpec | None,
+        Field(description="Autoscaler targets and windows; defaults when unset."),
+    ] = None
     image: Annotated[
         str | None,
         Field(
@@ -184,7 +339,29 @@ class ModelDeploymentSpec(_Model):
             raise ValueError(GPU_COUNT_RULE_MESSAGE)
         if any(reserved_arg(arg) for arg in self.extra_args):
             raise ValueError(EXTRA_ARGS_RULE_MESSAGE)
+        if self.max_replicas is None and (
+            self.min_replicas is not None or self.autoscaling is not None
+        ):
+            raise ValueError(NEEDS_MAX_RULE_MESSAGE)
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError(MIN_MAX_RULE_MESSAGE)
         return self
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas is not None
+
+    @property
+    def autoscaling_or_default(self) -> AutoscalingSpec:
+        return self.autoscaling or AutoscalingSpec()
+
+    @property
+    def min_replicas_or_default(self) -> int:
+        return 1 if self.min_replicas is None else self.min_replicas
 
 
 def reserved_arg(arg: str) -> bool:
@@ -272,6 +449,34 @@ class ModelDeploymentStatus(_Model):
     placement: Annotated[
         PlacementStatus | None,
         Field(description="The GPU placement the replicas run with."),
+    ] = None
+    desired_replicas: Annotated[
+        int | None,
+        Field(
+            alias="desiredReplicas",
+            description=(
+                "Replica count the operator runs: spec.replicas, or the autoscaler's decision "
+                "when maxReplicas is set."
+            ),
+        ),
+    ] = None
+    last_scale_time: Annotated[
+        str | None,
+        Field(alias="lastScaleTime", description="When the autoscaler last changed the count."),
+    ] = None
+    last_scale_reason: Annotated[
+        str | None,
+        Field(alias="lastScaleReason", description="Why, in one line, with the numbers."),
+    ] = None
+    seen_spec_replicas: Annotated[
+        int | None,
+        Field(
+            alias="seenSpecReplicas",
+            description=(
+                "spec.replicas as the autoscaler last took it: a change (kubectl scale) is "
+                "applied once as a manual scale."
+            ),
+        ),
     ] = None
     conditions: Annotated[
         list[Condition],

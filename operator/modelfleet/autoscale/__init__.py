@@ -1,0 +1,1 @@
+"""Autoscaling policy: desired replicas from engine load samples (pure)."""

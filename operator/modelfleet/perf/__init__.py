@@ -1,0 +1,1 @@
+"""Engine performance model: continuous batching of one replica in explicit time (pure)."""

@@ -1,0 +1,1 @@
+"""Trace simulator: replays a request trace against autoscaling policies in simulated time."""
