@@ -175,6 +175,10 @@ def format_table(placement: Placement, inventory: Inventory) -> str:
     ]
     verdict = "PLACEMENT" if placement.feasible else "NO FEASIBLE PLACEMENT"
     context = placement.max_context_length
-    header = [f"{verdict} for {placement.model} (max context {context}): {placement.message}"]
+    kv = placement.kv_cache_dtype
+    header = [
+        f"{verdict} for {placement.model} (max context {context}, KV cache {kv}): "
+        f"{placement.message}"
+    ]
     header += [f"ignored node {line}" for line in inventory.ignored]
     return "\n".join([*header, "", *lines]) + "\n"

@@ -63,6 +63,26 @@ def test_scale_subresource_and_printer_columns() -> None:
     assert {"Model", "Engine", "GPU", "Replicas", "Ready", "Age"} <= columns
 
 
+def test_exclusive_bounds_are_openapi_v3_flags() -> None:
+    # pydantic gt=0 is JSON Schema's `exclusiveMinimum: 0`; the API server wants a boolean.
+    def bounds(node: Any) -> list[Any]:
+        if isinstance(node, list):
+            return [b for item in node for b in bounds(item)]
+        if not isinstance(node, dict):
+            return []
+        own = [
+            (node[key], node.get(bound))
+            for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum"))
+            if key in node
+        ]
+        return own + [b for value in node.values() for b in bounds(value)]
+
+    found = bounds(_schema())
+    assert found and all(flag is True and isinstance(at, int | float) for flag, at in found)
+    params = _schema()["properties"]["spec"]["properties"]["architecture"]["properties"]["paramsB"]
+    assert (params["minimum"], params["exclusiveMinimum"]) == (0, True)
+
+
 def test_cel_rules_carry_field_paths() -> None:
     rules = _schema()["properties"]["spec"]["x-kubernetes-validations"]
     assert {r["fieldPath"] for r in rules} == {
@@ -70,6 +90,12 @@ def test_cel_rules_carry_field_paths() -> None:
         ".extraArgs",
         ".minReplicas",
         ".maxReplicas",
+        ".maxContextLength",
+    }
+    architecture = _schema()["properties"]["spec"]["properties"]["architecture"]
+    assert {r["fieldPath"] for r in architecture["x-kubernetes-validations"]} == {
+        ".activeB",
+        ".kvHeads",
     }
 
 

@@ -96,6 +96,19 @@ def test_feasibility(
     assert memory.capacity / GIB == pytest.approx(capacity_gib, abs=0.01)
 
 
+def test_fp8_kv_cache_halves_the_kv_and_fits_the_full_context_on_one_l4() -> None:
+    model = arch("r1-distill-qwen-7b")
+    l4 = {"gpus": 1, "gpu_memory_bytes": L4_MIB * MIB, "max_context": 131_072}
+    auto = estimate(model, **l4)  # type: ignore[arg-type]
+    fp8 = estimate(model, kv_cache_dtype="fp8", **l4)  # type: ignore[arg-type]
+    # KV 57,344 B/token x 131,072 = 7.0 GiB in bf16, 3.5 GiB in fp8; weights unchanged
+    assert (auto.kv_cache / GIB, fp8.kv_cache / GIB) == (7.0, 3.5)
+    assert fp8.weights == auto.weights
+    # 14.156 + 3.5 + 1.5 = 19.16 GiB <= 20.24 GiB: one L4 holds the 128k context in fp8 only
+    assert not auto.fits
+    assert fp8.fits and fp8.needed / GIB == pytest.approx(19.16, abs=0.01)
+
+
 @pytest.mark.parametrize(
     ("model", "gpus", "problem"),
     [

@@ -97,7 +97,9 @@ def test_table_and_price_overrides(tmp_path: Path) -> None:
         str(prices),
     )
     assert code == 0
-    assert out.startswith("PLACEMENT for llama-3.1-8b (max context 8192): 1x L4 at $0.55/h")
+    assert out.startswith(
+        "PLACEMENT for llama-3.1-8b (max context 8192, KV cache auto): 1x L4 at $0.55/h"
+    )
     assert "$/1M" in out and "<- chosen" in out
 
 
@@ -165,3 +167,49 @@ def test_inline_architecture() -> None:
         }
     )
     assert request.architecture is not None and request.architecture.id == "acme/coder-7b"
+
+
+PHI_4 = {
+    "paramsB": 14.7,
+    "layers": 40,
+    "hidden": 5120,
+    "attentionHeads": 40,
+    "kvHeads": 10,
+    "headDim": 128,
+    "maxContext": 16384,
+}
+
+
+def test_plan_uses_an_inline_architecture(tmp_path: Path) -> None:
+    spec = {"model": "microsoft/phi-4", "architecture": PHI_4}
+    code, out, _ = run(tmp_path, spec, "--inventory", "NODES", "-o", "json")
+    assert code == 0
+    result = json.loads(out)
+    # 27.4 GiB of weights + 3.1 KV: 2x L4 (40 GiB usable) at $1.40/h
+    assert (result["gpuProduct"], result["gpusPerReplica"]) == ("NVIDIA-L4", 2)
+    assert (result["maxContextLength"], result["estimatedMemoryGiB"]) == (16384, 33.5)
+    code, out, _ = run(tmp_path, {"model": "microsoft/phi-4"}, "--inventory", "NODES")
+    assert code == 1
+    assert "give its architecture inline in spec.architecture" in out
+
+
+def test_plan_with_an_fp8_kv_cache(tmp_path: Path) -> None:
+    spec = {"model": "r1-distill-qwen-7b", "kvCacheDtype": "fp8"}
+    code, out, _ = run(tmp_path, spec, "--inventory", "NODES")
+    assert code == 0
+    assert out.startswith("PLACEMENT for r1-distill-qwen-7b (max context 131072, KV cache fp8): ")
+    assert "1x L4 at $0.70/h, the cheapest that fits (needs 19 GiB of 20 GiB" in out
+
+
+@pytest.mark.parametrize("value", ["fp8", "fp8_e5m2", "fp8_e4m3"])
+def test_an_fp8_kv_cache_flag_in_extra_args_counts_as_fp8(value: str) -> None:
+    request = request_from_manifest(
+        {"spec": {"model": "x", "extraArgs": ["--kv-cache-dtype", value]}}
+    )
+    assert request.kv_cache_dtype == "fp8"
+
+
+def test_an_unknown_kv_cache_flag_value_names_where_it_came_from() -> None:
+    with pytest.raises(PlanInputError) as raised:
+        request_from_manifest({"spec": {"model": "x", "extraArgs": ["--kv-cache-dtype=int4"]}})
+    assert raised.value.errors[0].startswith("spec.extraArgs --kv-cache-dtype: Input should be")

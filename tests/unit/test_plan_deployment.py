@@ -92,4 +92,60 @@ def test_infeasible_and_unknown_unpinned_models_are_explained() -> None:
     assert "8x H100-80GB gives 576 GiB" in too_big
     unknown = decide(model="acme/private-13b", gpu={"product": "auto"})
     assert isinstance(unknown, str)
-    assert "not in the catalog" in unknown
+    assert "not in the catalog: give its architecture inline in spec.architecture" in unknown
+
+
+# microsoft/phi-4 is not in the catalog; these are its config.json numbers.
+PHI_4 = {
+    "paramsB": 14.7,
+    "layers": 40,
+    "hidden": 5120,
+    "attentionHeads": 40,
+    "kvHeads": 10,
+    "headDim": 128,
+    "maxContext": 16384,
+}
+
+
+def test_an_inline_architecture_is_right_sized_like_a_catalog_model() -> None:
+    # 14.7e9 x 2 B = 27.4 GiB + KV 204,800 B x 16,384 = 3.1 GiB + 2 x 1.5: 2x L4 at $1.40/h
+    chosen = decide(model="microsoft/phi-4", gpu={"product": "auto"}, architecture=PHI_4)
+    assert isinstance(chosen, PlacementStatus)
+    assert (chosen.gpu_product, chosen.gpus_per_replica, chosen.max_context_length) == (
+        "NVIDIA-L4",
+        2,
+        16384,
+    )
+    assert chosen.estimated_memory_gib == 33.5
+    assert chosen.kv_cache_dtype == "auto"
+
+
+def test_an_inline_architecture_is_checked_even_where_it_is_pinned() -> None:
+    # pinned on one L4 (22 GiB usable) the 27 GiB of weights do not fit: explained, not run
+    pinned = decide(
+        model="microsoft/phi-4", gpu={"product": "NVIDIA-L4", "count": 1}, architecture=PHI_4
+    )
+    assert isinstance(pinned, str)
+    assert "microsoft/phi-4 fits nowhere: 1x L4: needs 32 GiB, 1x L4 gives 22 GiB" in pinned
+
+
+def test_an_inline_architecture_wins_over_the_catalog() -> None:
+    tiny = {**PHI_4, "paramsB": 1, "maxContext": 4096}
+    chosen = decide(model="deepseek-ai/DeepSeek-R1", gpu={"product": "auto"}, architecture=tiny)
+    assert isinstance(chosen, PlacementStatus)
+    assert (chosen.gpu_product, chosen.gpus_per_replica, chosen.quantization) == (
+        "NVIDIA-L4",
+        1,
+        "bf16",
+    )
+
+
+def test_an_fp8_kv_cache_reaches_the_status_and_fits_a_smaller_gpu() -> None:
+    spec = {"model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "gpu": {"product": "auto"}}
+    auto = decide(**spec)
+    fp8 = decide(**spec, kvCacheDtype="fp8")
+    assert isinstance(auto, PlacementStatus) and isinstance(fp8, PlacementStatus)
+    # the full 128k context: 22.7 GiB needs 2x L4; with fp8 KV 19.2 GiB fits one
+    assert (auto.gpus_per_replica, auto.kv_cache_dtype) == (2, "auto")
+    assert (fp8.gpu_product, fp8.gpus_per_replica, fp8.kv_cache_dtype) == ("NVIDIA-L4", 1, "fp8")
+    assert fp8.hourly_cost_per_replica == 0.7

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from modelfleet.catalog import ModelArch
 from modelfleet.plan import (
     Inventory,
     PlacementRequest,
@@ -62,6 +63,8 @@ def cluster(pods: list[dict[str, Any]] | None = None) -> Inventory:
         ({"model": "r1-distill-qwen-7b", "max_context_length": 32768}, "NVIDIA-L4", 1, 0.70),
         # at the full 128k it needs 22.7 GiB: 2x L4 ($1.40) beats 1x A100 ($2.00)
         ({"model": "r1-distill-qwen-7b"}, "NVIDIA-L4", 2, 1.40),
+        # ... but with an fp8 KV cache (7 -> 3.5 GiB) it needs 19.2 GiB: one L4 again
+        ({"model": "r1-distill-qwen-7b", "kv_cache_dtype": "fp8"}, "NVIDIA-L4", 1, 0.70),
         # 72B bf16 ~148 GiB: 2x H200 ($8, 253 GiB) and 4x A100 ($8, 4 x 80 x 0.9 = 288 GiB)
         # cost the same; the tie goes to more headroom
         ({"model": "qwen2.5-72b"}, "NVIDIA-A100-SXM4-80GB", 4, 8.00),
@@ -95,6 +98,31 @@ def test_cheapest_feasible(
     assert placement.hourly_cost_per_replica == pytest.approx(hourly)
     assert placement.nodes_per_replica == 1
     assert placement.capacity_available
+
+
+def test_an_inline_architecture_replaces_the_catalog() -> None:
+    # "llama-3.1-8b" told to be a 70B: the inline numbers win (131.5 GiB of weights + 2.5 KV
+    # + 3 overhead): 2x A100 (144 GiB), not 1x L4
+    big = ModelArch(
+        id="llama-3.1-8b",
+        params_b=70.6,
+        layers=80,
+        hidden=8192,
+        attention_heads=64,
+        kv_heads=8,
+        head_dim=128,
+        max_context=8192,
+    )
+    placement = place(
+        PlacementRequest(model="llama-3.1-8b", architecture=big), cluster(), PriceSheet()
+    )
+    assert (placement.gpu_product, placement.gpus_per_replica) == ("NVIDIA-A100-SXM4-80GB", 2)
+    assert placement.max_context_length == 8192
+
+
+def test_the_kv_cache_dtype_is_reported() -> None:
+    request = PlacementRequest(model="r1-distill-qwen-7b", kv_cache_dtype="fp8")
+    assert place(request, cluster(), PriceSheet()).as_dict()["kvCacheDtype"] == "fp8"
 
 
 def test_auto_quantization_may_choose_fp8() -> None:
@@ -140,7 +168,7 @@ def test_infeasible_is_explained() -> None:
             {"model": "r1-distill-qwen-7b", "gpu_product": "NVIDIA-H200", "gpu_count": 8},
             "tensor parallel 8 does not divide 28 attention heads",
         ),
-        ({"model": "acme/unknown"}, "not in the catalog"),
+        ({"model": "acme/unknown"}, "not in the catalog: give its architecture inline in spec"),
         ({"model": "llama-3.1-8b", "gpu_product": "NVIDIA-B200"}, "no NVIDIA-B200 nodes"),
         ({"model": "llama-3.1-8b", "max_context_length": 200_000}, "exceeds the 131072"),
     ],

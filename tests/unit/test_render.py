@@ -129,3 +129,27 @@ def test_sizing_flags_the_user_passes_win() -> None:
     where = placement(max_context_length=131072)
     args = engine_container(where, extraArgs=["--max-model-len=8192"])["args"]
     assert [a for a in args if a.startswith("--max-model-len")] == ["--max-model-len=8192"]
+
+
+@pytest.mark.parametrize(
+    ("engine", "expected"),
+    [
+        ("vllm", ["--kv-cache-dtype=fp8"]),
+        ("sglang", ["--kv-cache-dtype=fp8_e5m2"]),
+        ("llamacpp", ["--cache-type-k=q8_0", "--cache-type-v=q8_0"]),
+    ],
+)
+def test_an_fp8_kv_cache_becomes_the_engines_flags(engine: str, expected: list[str]) -> None:
+    kv_flags = ("--kv-cache-dtype", "--cache-type-k", "--cache-type-v")
+    fp8 = engine_container(placement(kv_cache_dtype="fp8"), engine=engine, kvCacheDtype="fp8")
+    assert [a for a in fp8["args"] if a.startswith(kv_flags)] == expected
+    auto = engine_container(placement(kv_cache_dtype="auto"), engine=engine)
+    assert not [a for a in auto["args"] if a.startswith(kv_flags)]
+
+
+def test_a_kv_cache_flag_in_extra_args_is_passed_once() -> None:
+    # no kvCacheDtype field: the planner counted the user's flag as fp8, the user's value stays
+    where = placement(kv_cache_dtype="fp8")
+    args = engine_container(where, extraArgs=["--kv-cache-dtype", "fp8_e4m3"])["args"]
+    assert [a for a in args if a.startswith("--kv-cache-dtype")] == ["--kv-cache-dtype"]
+    assert args[-2:] == ["--kv-cache-dtype", "fp8_e4m3"]

@@ -68,6 +68,11 @@ def _convert(node: Any, definitions: dict[str, Any]) -> Any:
         node = {**node["allOf"][0], **rest}
     if "const" in node:
         node = {**{k: v for k, v in node.items() if k != "const"}, "enum": [node["const"]]}
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        # JSON Schema 2020 (pydantic gt/lt) gives the bound; OpenAPI v3.0 wants a flag beside it.
+        value = node.get(exclusive)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            node = {**node, bound: value, exclusive: True}
     if "enum" in node and "type" not in node:
         node = {**node, "type": "string"}
     if node.get("default", object()) is None:

@@ -24,6 +24,8 @@ MAX_GPUS_PER_REPLICA = 8
 
 
 Quantization = Literal["bf16", "fp16", "fp8", "int8", "awq", "gptq", "auto"]
+KVCacheDtype = Literal["auto", "fp8"]
+NativeDtype = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 
 
 class Engine(StrEnum):
@@ -178,6 +180,169 @@ class AutoscalingSpec(_Model):
     ] = 900
 
 
+class MLAArchitecture(_Model):
+    """Multi-head latent attention ranks (DeepSeek V3/R1, Kimi K2): one compressed KV per layer."""
+
+    kv_lora_rank: Annotated[
+        int,
+        Field(
+            alias="kvLoraRank",
+            ge=1,
+            le=65_536,
+            description="Rank of the compressed KV vector (config.json kv_lora_rank).",
+        ),
+    ]
+    qk_rope_head_dim: Annotated[
+        int,
+        Field(
+            alias="qkRopeHeadDim",
+            ge=0,
+            le=4096,
+            description="Rotary part of each key kept beside it (config.json qk_rope_head_dim).",
+        ),
+    ]
+
+
+ACTIVE_PARAMS_RULE_MESSAGE = "activeB must not exceed paramsB: a MoE activates part of its experts"
+KV_HEADS_RULE_MESSAGE = "kvHeads must not exceed attentionHeads"
+KV_HEADS_DIVIDE_RULE_MESSAGE = (
+    "attentionHeads must be a multiple of kvHeads (grouped-query attention)"
+)
+_ARCHITECTURE_RULES: list[JsonValue] = [
+    _cel(
+        "!has(self.activeB) || self.activeB <= self.paramsB", ACTIVE_PARAMS_RULE_MESSAGE, ".activeB"
+    ),
+    _cel(
+        "has(self.mla) || !has(self.kvHeads) || self.kvHeads <= self.attentionHeads",
+        KV_HEADS_RULE_MESSAGE,
+        ".kvHeads",
+    ),
+    _cel(
+        "has(self.mla) || !has(self.kvHeads) || self.attentionHeads % self.kvHeads == 0",
+        KV_HEADS_DIVIDE_RULE_MESSAGE,
+        ".kvHeads",
+    ),
+]
+
+
+class ModelArchitecture(_Model):
+    """Architecture of a model the catalog does not know, from its config.json.
+
+    The same numbers as the catalog (catalog/models.yaml, in camelCase); the planner uses them
+    instead of the catalog's entry, so a private or new model is right-sized like a known one.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _ARCHITECTURE_RULES})
+
+    params_b: Annotated[
+        float,
+        Field(
+            alias="paramsB",
+            gt=0,
+            le=100_000,
+            description="Total parameters in billions (every expert of a MoE): sizes the weights.",
+        ),
+    ]
+    active_b: Annotated[
+        float | None,
+        Field(
+            alias="activeB",
+            gt=0,
+            le=100_000,
+            description=(
+                "MoE only: parameters active per token, in billions (decode speed estimate). "
+                "Default: paramsB (a dense model)."
+            ),
+        ),
+    ] = None
+    layers: Annotated[
+        int,
+        Field(ge=1, le=1024, description="Transformer layers (config.json num_hidden_layers)."),
+    ]
+    hidden: Annotated[
+        int,
+        Field(ge=1, le=1_048_576, description="Hidden size (config.json hidden_size)."),
+    ]
+    attention_heads: Annotated[
+        int,
+        Field(
+            alias="attentionHeads",
+            ge=1,
+            le=1024,
+            description=(
+                "Attention heads (config.json num_attention_heads); tensor parallelism must "
+                "divide them."
+            ),
+        ),
+    ]
+    kv_heads: Annotated[
+        int | None,
+        Field(
+            alias="kvHeads",
+            ge=1,
+            le=1024,
+            description=(
+                "Key/value heads (config.json num_key_value_heads): size the KV cache with "
+                "headDim. Default: attentionHeads (multi-head attention)."
+            ),
+        ),
+    ] = None
+    head_dim: Annotated[
+        int | None,
+        Field(
+            alias="headDim",
+            ge=1,
+            le=4096,
+            description=(
+                "Dimension of one head (config.json head_dim). Default: hidden / attentionHeads."
+            ),
+        ),
+    ] = None
+    mla: Annotated[
+        MLAArchitecture | None,
+        Field(
+            description=(
+                "Multi-head latent attention (DeepSeek V3/R1, Kimi K2) instead of kvHeads: the "
+                "KV cache holds kvLoraRank + qkRopeHeadDim values per layer and token."
+            ),
+        ),
+    ] = None
+    max_context: Annotated[
+        int,
+        Field(
+            alias="maxContext",
+            ge=256,
+            le=10_000_000,
+            description=(
+                "Longest context the model supports (config.json max_position_embeddings); "
+                "the default maxContextLength."
+            ),
+        ),
+    ]
+    native_dtype: Annotated[
+        NativeDtype,
+        Field(
+            alias="nativeDtype",
+            description=(
+                "Dtype of the published weights: bf16 (default), fp16, fp8, int8 or int4 "
+                "(config.json torch_dtype, or the quantization of the checkpoint)."
+            ),
+        ),
+    ] = "bf16"
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ModelArchitecture:
+        """The CEL rules above, again, for the operator and offline tools."""
+        if self.active_b is not None and self.active_b > self.params_b:
+            raise ValueError(ACTIVE_PARAMS_RULE_MESSAGE)
+        if self.mla is None and self.kv_heads is not None:
+            if self.kv_heads > self.attention_heads:
+                raise ValueError(KV_HEADS_RULE_MESSAGE)
+            if self.attention_heads % self.kv_heads:
+                raise ValueError(KV_HEADS_DIVIDE_RULE_MESSAGE)
+        return self
+
+
 _RESERVED_ARGS = (
     "--model",
     "--model-path",
@@ -195,6 +360,15 @@ GPU_COUNT_RULE_MESSAGE = (
 EXTRA_ARGS_RULE_MESSAGE = (
     "extraArgs must not set " + ", ".join(_RESERVED_ARGS) + ": modelfleet sets them"
 )
+# The KV cache dtype flags of every engine: with spec.kvCacheDtype set, modelfleet passes them.
+_KV_CACHE_ARGS = ("--kv-cache-dtype", "--cache-type-k", "--cache-type-v", "-ctk", "-ctv")
+KV_CACHE_ARGS_RULE_MESSAGE = (
+    "extraArgs must not set "
+    + ", ".join(_KV_CACHE_ARGS)
+    + " when kvCacheDtype is set: modelfleet passes the engine's KV cache flags from it "
+    "(remove one of the two)"
+)
+CONTEXT_RULE_MESSAGE = "maxContextLength must not exceed architecture.maxContext"
 MIN_MAX_RULE_MESSAGE = "minReplicas must not exceed maxReplicas"
 NEEDS_MAX_RULE_MESSAGE = (
     "minReplicas and autoscaling need maxReplicas: autoscaling is on when maxReplicas is set"
@@ -222,6 +396,19 @@ _SPEC_RULES: list[JsonValue] = [
         EXTRA_ARGS_RULE_MESSAGE,
         ".extraArgs",
     ),
+    _cel(
+        "!has(self.kvCacheDtype) || !has(self.extraArgs) || self.extraArgs.all(a, "
+        + " && ".join(f"a != '{flag}' && !a.startsWith('{flag}=')" for flag in _KV_CACHE_ARGS)
+        + ")",
+        KV_CACHE_ARGS_RULE_MESSAGE,
+        ".extraArgs",
+    ),
+    _cel(
+        "!has(self.architecture) || !has(self.maxContextLength) "
+        "|| self.maxContextLength <= self.architecture.maxContext",
+        CONTEXT_RULE_MESSAGE,
+        ".maxContextLength",
+    ),
 ]
 
 
@@ -237,10 +424,20 @@ class ModelDeploymentSpec(_Model):
             max_length=256,
             description=(
                 "Model to serve: a Hugging Face repository id such as "
-                "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B, passed to the engine as is."
+                "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B, passed to the engine as is. Right-sizing "
+                "looks it up in the catalog (also by short alias) unless architecture is given."
             ),
         ),
     ]
+    architecture: Annotated[
+        ModelArchitecture | None,
+        Field(
+            description=(
+                "Architecture numbers of a model the catalog does not know (from its "
+                "config.json); when given, the planner uses them instead of the catalog."
+            ),
+        ),
+    ] = None
     engine: Annotated[
         Engine,
         Field(description="Inference engine: vllm (default), sglang or llamacpp."),
@@ -270,6 +467,19 @@ class ModelDeploymentSpec(_Model):
             description=(
                 "Weight format: bf16, fp16, fp8, int8, awq or gptq pins it; auto also considers "
                 "fp8 for 16-bit models when that is cheaper. Default: the published weights."
+            ),
+        ),
+    ] = None
+    kv_cache_dtype: Annotated[
+        KVCacheDtype | None,
+        Field(
+            alias="kvCacheDtype",
+            description=(
+                "KV cache format: auto (the default: the model's activation dtype, 16 bit) or "
+                "fp8, which halves the KV cache so a long context fits fewer or smaller GPUs, "
+                "at a small accuracy cost. Passed as vLLM --kv-cache-dtype fp8, SGLang "
+                "--kv-cache-dtype fp8_e5m2, llama.cpp --cache-type-k q8_0 --cache-type-v q8_0. "
+                "Do not also set those flags in extraArgs."
             ),
         ),
     ] = None
@@ -339,6 +549,14 @@ class ModelDeploymentSpec(_Model):
             raise ValueError(GPU_COUNT_RULE_MESSAGE)
         if any(reserved_arg(arg) for arg in self.extra_args):
             raise ValueError(EXTRA_ARGS_RULE_MESSAGE)
+        if self.kv_cache_dtype is not None and any(kv_cache_arg(a) for a in self.extra_args):
+            raise ValueError(KV_CACHE_ARGS_RULE_MESSAGE)
+        if (
+            self.architecture is not None
+            and self.max_context_length is not None
+            and self.max_context_length > self.architecture.max_context
+        ):
+            raise ValueError(CONTEXT_RULE_MESSAGE)
         if self.max_replicas is None and (
             self.min_replicas is not None or self.autoscaling is not None
         ):
@@ -368,6 +586,11 @@ def reserved_arg(arg: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for flag in _RESERVED_ARGS)
 
 
+def kv_cache_arg(arg: str) -> bool:
+    """An engine flag that sets the KV cache dtype (conflicts with spec.kvCacheDtype)."""
+    return any(arg == flag or arg.startswith(flag + "=") for flag in _KV_CACHE_ARGS)
+
+
 ConditionType = Literal["Ready", "Progressing", "Degraded"]
 
 
@@ -392,6 +615,13 @@ class PlacementStatus(_Model):
     ] = False
     max_context_length: Annotated[
         int | None, Field(alias="maxContextLength", description="KV cache sized for this.")
+    ] = None
+    kv_cache_dtype: Annotated[
+        str | None,
+        Field(
+            alias="kvCacheDtype",
+            description="KV cache format the estimate and the engine use: auto or fp8.",
+        ),
     ] = None
     estimated_memory_gib: Annotated[
         float | None,

@@ -34,12 +34,14 @@ def plan_deployment(
             return chosen.model_copy(update={"message": previous.message})
         return chosen
     pinned = md.spec.gpu.product != "auto" and md.spec.gpu.count is not None
-    if pinned and default_models().lookup(md.spec.model) is None:
+    unknown = md.spec.architecture is None and default_models().lookup(md.spec.model) is None
+    if pinned and unknown:
         count = md.spec.gpu.count or 1
         return PlacementStatus(
             gpu_product=md.spec.gpu.product,
             gpus_per_replica=count,
             tensor_parallel=count,
+            kv_cache_dtype=request.kv_cache_dtype,
             message=f"{md.spec.model} is not in the catalog: running on the pinned "
             f"{count}x {md.spec.gpu.product} without a memory check",
         )
@@ -57,6 +59,7 @@ def _status_of(placement: Placement) -> PlacementStatus:
         quantization=chosen.quantization,
         quantized=placement.quantized,
         max_context_length=placement.max_context_length,
+        kv_cache_dtype=placement.kv_cache_dtype,
         estimated_memory_gib=placement.estimated_memory_gib
         and round(placement.estimated_memory_gib, 1),
         hourly_cost_per_replica=chosen.hourly_cost and round(chosen.hourly_cost, 4),

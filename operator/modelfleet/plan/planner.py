@@ -142,6 +142,7 @@ class Placement:
             "quantization": self.quantization,
             "quantized": self.quantized,
             "maxContextLength": self.max_context_length,
+            "kvCacheDtype": self.kv_cache_dtype,
             "gpuMemoryUtilization": self.gpu_memory_utilization,
             "estimatedMemoryGiB": _round(self.estimated_memory_gib),
             "hourlyCostPerReplica": _round(self.hourly_cost_per_replica, 4),
@@ -263,7 +264,8 @@ def place(
         return Placement(
             feasible=False,
             message=f"model {request.model} is not in the catalog: give its architecture "
-            "(params, layers, hidden size, heads, KV heads, max context) in the spec",
+            "inline in spec.architecture (paramsB, layers, hidden, attentionHeads, kvHeads, "
+            "maxContext from its config.json; see kubectl explain md.spec.architecture)",
             **common,
         )
     max_context = request.max_context_length or arch.max_context

@@ -65,6 +65,15 @@ def _engine_arg(args: Sequence[Any], flag: str) -> str | None:
     return None
 
 
+def _kv_cache_dtype_arg(args: Sequence[Any]) -> str | None:
+    """--kv-cache-dtype from extraArgs as the memory model counts it.
+
+    Every fp8 variant (vLLM fp8_e4m3/fp8_e5m2, SGLang fp8_e5m2) is one byte per value.
+    """
+    value = _engine_arg(args, "--kv-cache-dtype")
+    return "fp8" if value is not None and value.startswith("fp8") else value
+
+
 def request_from_manifest(manifest: Any) -> PlacementRequest:
     """Map a ModelDeployment (dict) onto a PlacementRequest; field-level errors on bad values."""
     spec = manifest.get("spec") if isinstance(manifest, Mapping) else None
@@ -95,8 +104,8 @@ def request_from_manifest(manifest: Any) -> PlacementRequest:
             spec.get("gpuMemoryUtilization", _engine_arg(extra, "--gpu-memory-utilization")),
         ),
         "kv_cache_dtype": (
-            "spec.kvCacheDtype",
-            spec.get("kvCacheDtype", _engine_arg(extra, "--kv-cache-dtype")),
+            "spec.kvCacheDtype" if "kvCacheDtype" in spec else "spec.extraArgs --kv-cache-dtype",
+            spec.get("kvCacheDtype", _kv_cache_dtype_arg(extra)),
         ),
     }
     values = {name: value for name, (_, value) in fields.items() if value is not None}

@@ -43,11 +43,15 @@ class EngineProfile:
     def args(self, spec: ModelDeploymentSpec, placement: PlacementStatus) -> list[str]:
         """Engine arguments: model, network, parallelism and sizing, then the user's extras.
 
-        A sizing flag the user already passes in extraArgs is left to them.
+        A sizing flag the user already passes in extraArgs is left to them. An fp8 KV cache is
+        vLLM's fp8, SGLang's fp8_e5m2 and llama.cpp's q8_0 for keys and values (8.5 bits a
+        value: within the estimate's per-GPU overhead of one byte; llama.cpp quantizes V only
+        with flash attention, which it turns on by itself on CUDA GPUs).
         """
         tp = placement.tensor_parallel
         context = placement.max_context_length
         quantization = placement.quantization if placement.quantized else None
+        fp8_kv = placement.kv_cache_dtype == "fp8"
         if self.engine == Engine.VLLM:
             own = [
                 f"--model={spec.model}",
@@ -60,6 +64,7 @@ class EngineProfile:
                 "--max-model-len": context,
                 "--gpu-memory-utilization": DEFAULT_UTILIZATION,
                 "--quantization": quantization,
+                "--kv-cache-dtype": "fp8" if fp8_kv else None,
             }
         elif self.engine == Engine.SGLANG:
             own = [
@@ -74,6 +79,7 @@ class EngineProfile:
                 "--context-length": context,
                 "--mem-fraction-static": DEFAULT_UTILIZATION,
                 "--quantization": quantization,
+                "--kv-cache-dtype": "fp8_e5m2" if fp8_kv else None,
             }
         else:
             own = [
@@ -84,7 +90,11 @@ class EngineProfile:
                 "--n-gpu-layers=999",
                 "--metrics",
             ]
-            sizing = {"--ctx-size": context}
+            sizing = {
+                "--ctx-size": context,
+                "--cache-type-k": "q8_0" if fp8_kv else None,
+                "--cache-type-v": "q8_0" if fp8_kv else None,
+            }
         given = {arg.split("=", 1)[0] for arg in spec.extra_args}
         own += [
             f"{flag}={value}"
