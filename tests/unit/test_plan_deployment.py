@@ -82,6 +82,7 @@ def test_an_unknown_model_runs_where_it_is_pinned_without_a_memory_check() -> No
     assert isinstance(chosen, PlacementStatus)
     assert (chosen.gpu_product, chosen.gpus_per_replica) == ("NVIDIA-L4", 2)
     assert "not in the catalog" in chosen.message
+    assert "without a memory check (give spec.architecture for one)" in chosen.message
 
 
 def test_infeasible_and_unknown_unpinned_models_are_explained() -> None:

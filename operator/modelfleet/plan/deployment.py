@@ -43,7 +43,8 @@ def plan_deployment(
             tensor_parallel=count,
             kv_cache_dtype=request.kv_cache_dtype,
             message=f"{md.spec.model} is not in the catalog: running on the pinned "
-            f"{count}x {md.spec.gpu.product} without a memory check",
+            f"{count}x {md.spec.gpu.product} without a memory check (give spec.architecture "
+            "for one)",
         )
     return placement.message
 
