@@ -1,0 +1,356 @@
+"""Engine emulator and load generator: request parsing, SSE framing, metrics text, pod facts,
+and one emulated pod served in-process (aiohttp test client, real performance model)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelfleet.api.types import Engine
+from modelfleet.render.engines import profile
+from modelfleet.sim.engine import openai
+from modelfleet.sim.engine.load import (
+    LoadConfig,
+    LoadStats,
+    percentile,
+    progress_line,
+    request_body,
+    summary,
+)
+from modelfleet.sim.engine.metrics import TTFT_HISTOGRAMS, PodMetrics
+from modelfleet.sim.engine.pods import PodFacts, desired, pod_facts, servable
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [("", 1), ("abc", 1), ("abcd", 1), ("abcde", 2), ("x" * 4000, 1000)],
+)
+def test_token_estimate_is_four_characters_per_token(text: str, tokens: int) -> None:
+    assert openai.estimate_tokens(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "prompt", "output", "stream"),
+    [
+        ("completion", {"prompt": "x" * 40}, 10, openai.DEFAULT_MAX_TOKENS, False),
+        ("completion", {"prompt": "hi", "max_tokens": 7, "stream": True}, 1, 7, True),
+        ("completion", {"prompt": [1, 2, 3, 4, 5]}, 5, openai.DEFAULT_MAX_TOKENS, False),
+        ("completion", {"prompt": ["x" * 8]}, 2, openai.DEFAULT_MAX_TOKENS, False),
+        ("completion", {"prompt": "hi", openai.PROMPT_TOKENS_FIELD: 3000}, 3000, 256, False),
+        (
+            "chat",
+            {
+                "messages": [
+                    {"role": "system", "content": "x" * 8},
+                    {"role": "user", "content": "y"},
+                ]
+            },
+            3,
+            openai.DEFAULT_MAX_TOKENS,
+            False,
+        ),
+        (
+            "chat",
+            {
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "z" * 12}]}],
+                "max_tokens": 5,
+                "max_completion_tokens": 9,
+            },
+            3,
+            9,
+            False,
+        ),
+        (
+            "chat",
+            {"messages": [{"role": "user", "content": "q"}], openai.PROMPT_TOKENS_FIELD: 77},
+            77,
+            256,
+            False,
+        ),
+    ],
+    ids=[
+        "text",
+        "max-tokens-stream",
+        "token-ids",
+        "one-prompt-list",
+        "explicit-prompt-tokens",
+        "chat-text",
+        "chat-parts-max-completion-tokens",
+        "chat-explicit",
+    ],
+)
+def test_requests_are_parsed_to_token_counts(
+    kind: openai.Kind, body: dict[str, Any], prompt: int, output: int, stream: bool
+) -> None:
+    parsed = openai.parse_request({"model": "m", **body}, kind)
+    assert (parsed.prompt_tokens, parsed.output_tokens, parsed.stream) == (prompt, output, stream)
+    assert parsed.model == "m" and parsed.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "param"),
+    [
+        ("completion", [], None),
+        ("completion", {}, "prompt"),
+        ("completion", {"prompt": ["a", "b"]}, "prompt"),
+        ("completion", {"prompt": "a", "max_tokens": 0}, "max_tokens"),
+        ("completion", {"prompt": "a", "max_tokens": "9"}, "max_tokens"),
+        ("completion", {"prompt": "a", "n": 2}, "n"),
+        ("completion", {"prompt": "a", "stream": "yes"}, "stream"),
+        ("completion", {"prompt": "a", openai.PROMPT_TOKENS_FIELD: -1}, "modelfleet_prompt_tokens"),
+        ("chat", {"messages": []}, "messages"),
+        ("chat", {"messages": [{"content": "no role"}]}, "messages"),
+        (
+            "chat",
+            {"messages": [{"role": "user", "content": "a"}], "max_completion_tokens": 0},
+            "max_completion_tokens",
+        ),
+    ],
+)
+def test_bad_requests_name_the_field(kind: openai.Kind, body: Any, param: str | None) -> None:
+    with pytest.raises(openai.RequestError) as caught:
+        openai.parse_request(body, kind)
+    assert caught.value.param == param
+    assert caught.value.body()["error"]["type"] == "invalid_request_error"
+
+
+# -- responses and SSE framing ------------------------------------------------------------------
+
+
+def test_sse_frames_one_json_event_and_reads_it_back() -> None:
+    frame = openai.sse({"a": 1, "b": "x y"})
+    assert frame == b'data: {"a":1,"b":"x y"}\n\n'
+    assert json.loads(openai.sse_data(frame.split(b"\n")[0]) or "") == {"a": 1, "b": "x y"}
+    assert openai.SSE_DONE == b"data: [DONE]\n\n"
+    assert openai.sse_data(b"data: [DONE]\n") == "[DONE]"
+    assert openai.sse_data(b"\n") is None
+    assert openai.sse_data(b": keep-alive\n") is None
+
+
+def test_filler_is_one_word_per_token_and_continues_where_it_stopped() -> None:
+    assert len(openai.filler(0, 50).split()) == 50
+    assert openai.filler(0, 3) + openai.filler(3, 4) == openai.filler(0, 7)
+    assert openai.filler(5, 0) == ""
+
+
+def test_chunks_and_responses_have_the_openai_shapes() -> None:
+    chat = openai.parse_request({"messages": [{"role": "user", "content": "hi"}]}, "chat")
+    first = openai.chunk(chat, "id1", "m", 1, "a ", first=True)
+    assert first["object"] == "chat.completion.chunk"
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": "a "}
+    last = openai.chunk(chat, "id1", "m", 1, "", finish_reason="length")
+    assert last["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "length"}
+    whole = openai.response(chat, "id1", "m", 1, "text")
+    assert whole["choices"][0]["message"] == {"role": "assistant", "content": "text"}
+    assert whole["usage"] == {"prompt_tokens": 1, "completion_tokens": 256, "total_tokens": 257}
+
+    completion = openai.parse_request({"prompt": "hi", "max_tokens": 2}, "completion")
+    piece = openai.chunk(completion, "id2", "m", 1, "b ")
+    assert (piece["object"], piece["choices"][0]["text"]) == ("text_completion", "b ")
+    usage = openai.usage_chunk(completion, "id2", "m", 1)
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 2
+    assert openai.models("m", 1, 4096)["data"][0] | {"created": 0} == {
+        "id": "m",
+        "object": "model",
+        "created": 0,
+        "owned_by": "modelfleet-emulator",
+        "root": "m",
+        "parent": None,
+        "max_model_len": 4096,
+    }
+
+
+# -- metrics text -------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeLoad:
+    waiting: int = 3
+    running: int = 5
+    kv_usage: float = 0.25
+    prompt_tokens_total: int = 1000
+    generation_tokens_total: int = 200
+
+
+def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+@pytest.mark.parametrize("engine", list(Engine))
+def test_metrics_use_the_engines_own_names(engine: Engine) -> None:
+    metrics = PodMetrics(engine, "org/model", FakeLoad)
+    metrics.observe_ttft(0.3)
+    samples = _samples(metrics.render())
+    names = profile(engine).metrics
+    labels: tuple[tuple[str, str], ...] = (
+        () if engine == Engine.LLAMACPP else (("model_name", "org/model"),)
+    )
+    assert samples[(names.waiting, labels)] == 3
+    assert samples[(names.running, labels)] == 5
+    assert samples[(names.kv_cache_usage, labels)] == 0.25
+    assert samples[(names.prompt_tokens, labels)] == 1000
+    assert samples[(names.generation_tokens, labels)] == 200
+    ttft = TTFT_HISTOGRAMS.get(engine)
+    if ttft:
+        assert samples[(f"{ttft}_count", labels)] == 1
+        assert samples[(f"{ttft}_bucket", tuple(sorted((*labels, ("le", "0.5")))))] == 1
+        assert samples[(f"{ttft}_bucket", tuple(sorted((*labels, ("le", "0.25")))))] == 0
+    else:
+        assert not any("first_token" in name for name, _ in samples)
+
+
+def test_vllm_metrics_text_is_what_a_scraper_expects() -> None:
+    text = PodMetrics(Engine.VLLM, "m", FakeLoad).render().decode()
+    assert "# TYPE vllm:num_requests_waiting gauge" in text
+    assert 'vllm:num_requests_waiting{model_name="m"} 3.0' in text
+    assert re.search(r"^# TYPE vllm:prompt_tokens(_total)? counter$", text, re.MULTILINE)
+    assert 'vllm:prompt_tokens_total{model_name="m"} 1000.0' in text
+    assert "# TYPE vllm:time_to_first_token_seconds histogram" in text
+
+
+# -- pods ---------------------------------------------------------------------------------------
+
+
+def _pod(
+    *,
+    phase: str = "Running",
+    ready: str = "True",
+    ip: str | None = "127.100.0.7",
+    deleting: bool = False,
+    engine: str | None = "sglang",
+) -> dict[str, Any]:
+    labels = {"modelfleet.dev/deployment": "qwen", "app.kubernetes.io/managed-by": "modelfleet"}
+    if engine:
+        labels["modelfleet.dev/engine"] = engine
+    metadata: dict[str, Any] = {
+        "name": "qwen-abc",
+        "namespace": "ns",
+        "uid": "u1",
+        "labels": labels,
+    }
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {
+        "metadata": metadata,
+        "spec": {
+            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+            "containers": [
+                {
+                    "args": ["--model-path=Qwen/Qwen3-8B", "--served-model-name=Qwen/Qwen3-8B"],
+                    "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                }
+            ],
+        },
+        "status": {
+            "phase": phase,
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": ready}],
+        },
+    }
+
+
+MD = {
+    "metadata": {"name": "qwen", "namespace": "ns"},
+    "spec": {"model": "Qwen/Qwen3-8B", "engine": "sglang", "maxContextLength": 8192},
+    "status": {
+        "placement": {
+            "gpuProduct": "NVIDIA-L4",
+            "gpusPerReplica": 4,
+            "quantization": "fp8",
+            "maxContextLength": 16384,
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("pod", "expected"),
+    [
+        (_pod(), True),
+        (_pod(phase="Pending"), False),
+        (_pod(ready="False"), False),
+        (_pod(ip=None), False),
+        (_pod(deleting=True), False),
+    ],
+    ids=["ready", "pending", "not-ready", "no-ip", "terminating"],
+)
+def test_only_running_ready_pods_with_an_ip_are_served(pod: dict[str, Any], expected: bool) -> None:
+    assert servable(pod) is expected
+    assert (pod_facts(pod, MD) is not None) is expected
+
+
+def test_pod_facts_prefer_the_pod_and_fill_in_from_the_model_deployment() -> None:
+    facts = pod_facts(_pod(), MD)
+    assert facts == PodFacts(
+        namespace="ns",
+        name="qwen-abc",
+        uid="u1",
+        ip="127.100.0.7",
+        deployment="qwen",
+        engine=Engine.SGLANG,
+        model="Qwen/Qwen3-8B",
+        gpu_product="NVIDIA-H100-80GB-HBM3",  # the pod's nodeSelector, not the placement
+        gpus=2,  # the pod's GPU limit
+        quantization="fp8",
+        max_context=16384,
+    )
+    assert facts.key == "ns/qwen-abc"
+
+
+def test_pod_facts_without_a_model_deployment_come_from_the_pod() -> None:
+    facts = pod_facts(_pod(engine=None), None)
+    assert facts is not None
+    assert (facts.engine, facts.model, facts.gpus, facts.max_context) == (
+        Engine.VLLM,
+        "Qwen/Qwen3-8B",
+        2,
+        None,
+    )
+    assert desired([_pod(), _pod(ready="False")], {("ns", "qwen"): MD}) == {"u1": facts_of()}
+
+
+def facts_of() -> PodFacts:
+    facts = pod_facts(_pod(), MD)
+    assert facts is not None
+    return facts
+
+
+# -- load generator -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [([], 50, None), ([1.0], 95, 1.0), ([3.0, 1.0, 2.0, 4.0], 50, 2.0), ([*range(1, 101)], 95, 95)],
+)
+def test_percentile_is_nearest_rank(values: list[float], p: float, expected: float | None) -> None:
+    assert percentile(values, p) == expected
+
+
+def test_load_requests_carry_exact_token_counts() -> None:
+    body = request_body("m", LoadConfig(prompt_tokens=300, output_tokens=20))
+    parsed = openai.parse_request(body, "completion")
+    assert (parsed.prompt_tokens, parsed.output_tokens, parsed.stream) == (300, 20, True)
+    assert parsed.include_usage
+
+
+def test_load_progress_and_summary_read_the_report() -> None:
+    stats = LoadStats(sent=5, ok=3, pods=2)
+    stats.errors["http 503"] += 1
+    stats.ttfts += [0.1, 0.2, 0.3]
+    report = stats.report()
+    assert report["inFlight"] == 1 and report["ttftP50Seconds"] == 0.2
+    line = progress_line(report)
+    assert "pods=2 sent=5 ok=3 errors=1 in-flight=1 ttft p50=0.200s p95=0.300s" in line
+    text = summary({**report, "namespace": "ns", "deployment": "d", "model": "m"})
+    assert text.splitlines()[0] == "ns/d (m): 3/5 ok, 1 errors {'http 503': 1}"
