@@ -18,6 +18,7 @@ from modelfleet.api.types import (
     ModelDeploymentStatus,
     PlacementStatus,
 )
+from modelfleet.autoscale.count import replica_count
 from modelfleet.render.children import (
     GPU_RESOURCE,
     endpoint_url,
@@ -66,7 +67,8 @@ def compute_status(
     `generation` is the spec generation the placement and children were made for: a reconcile
     passes the current one, a status refresh between reconciles keeps the last reconciled one.
     """
-    desired = md.spec.replicas
+    count = replica_count(md.spec, md.status)
+    desired = count.replicas
     dep_status = (observed.deployment or {}).get("status") or {}
     existing = int(dep_status.get("replicas") or 0)
     ready = int(dep_status.get("readyReplicas") or 0)
@@ -107,6 +109,10 @@ def compute_status(
         selector=selector_string(md),
         endpoint=endpoint_url(md),
         placement=placement,
+        desired_replicas=desired,
+        seen_spec_replicas=count.seen_spec_replicas,
+        last_scale_time=now if count.manual_scale else md.status.last_scale_time,
+        last_scale_reason=count.reason if count.manual_scale else md.status.last_scale_reason,
         conditions=_merge_conditions(
             md.status,
             generation,
@@ -297,8 +303,10 @@ class Announcement:
 def announcements(
     previous: ModelDeploymentStatus, current: ModelDeploymentStatus
 ) -> list[Announcement]:
-    """Events for conditions that changed reason: becoming ready, or going wrong."""
+    """Events for scaling and for conditions that changed reason: becoming ready, going wrong."""
     found = []
+    if current.last_scale_time != previous.last_scale_time and current.last_scale_reason:
+        found.append(Announcement("Normal", "Scaled", current.last_scale_reason))
     for type_ in ("Ready", "Degraded"):
         before, after = previous.condition(type_), current.condition(type_)
         if after is None or (before is not None and before.reason == after.reason):

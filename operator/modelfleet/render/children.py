@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
+from modelfleet.autoscale.count import replica_count
 from modelfleet.render.engines import ENGINE_PORT, profile
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -77,7 +78,7 @@ def deployment(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any
         "kind": "Deployment",
         "metadata": _metadata(md),
         "spec": {
-            "replicas": spec.replicas,
+            "replicas": replica_count(spec, md.status).replicas,
             "selector": {"matchLabels": selector_labels(md)},
             # Surge one replica and never take one away first: a rollout must not cut serving
             # capacity; when no GPUs are free for the surge, status explains the wait.
