@@ -1,0 +1,357 @@
+"""The replica policy: how many engine replicas to run, from one load sample and the past (pure).
+
+The operator calls `decide` every autoscaling.intervalSeconds with the load scraped from the
+ready pods; the trace simulator calls it in simulated time. Nothing here reads a clock, the API
+server or a global: the caller passes the time, the load, the current count and the state it
+got back from the previous call (None after a restart). docs/autoscaling.md explains the
+reasoning; in short:
+
+1. Load, in replicas at target: the largest of
+   - KV cache: sum(kv) / targetKVCacheUsage;
+   - running requests: sum(running) / targetRunningRequests (only when set);
+   - queue, when it exceeds targetQueueDepth per answering pod (saturation): every request,
+     running or waiting, needs a seat: (running + waiting) / (capacity + targetQueueDepth),
+     capacity being the running requests one replica holds at target (see `_capacity`);
+   plus one replica per unknown pod (ready, did not answer): neither idle nor busy.
+   The recommendation is ceil(load).
+2. Replicas still loading the model are capacity on the way: while some are (current exceeds
+   the pods that serve), a saturated queue does not ask for more; it waits for them, since the
+   queue keeps growing until they are ready and re-counting it every interval would buy the same
+   burst several times. KV and running (which do not grow with the backlog) still count.
+3. Windows (HPA-style): scale up to the lowest recommendation of the last scaleUpWindowSeconds,
+   down to the highest of the last scaleDownWindowSeconds; a fresh state (restart) never scales
+   down before it has observed a whole scale-down window. Missing data never scales down.
+4. Steps (maxScaleUpStep, maxScaleDownStep), then the bounds, which apply at once.
+5. Zero (minReplicas 0 only): after scaleToZeroAfterSeconds in which every pod answered with no
+   request at all. At zero there is no load to observe, so the policy stays there: waking from
+   zero needs a request gateway, which does not exist yet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from modelfleet.api.types import AutoscalingSpec, ModelDeploymentSpec
+
+# Pods still not ready this long after the last scale-up (or after we started observing) are
+# not "on the way" any more (stuck Pending, crash-looping): the queue counts again. LLM pods take
+# 2-3 minutes to become ready (image + weights); 300 s covers that with margin for a slow pull.
+STARTUP_GRACE_SECONDS = 300.0
+
+# Floating-point slack so that a load of exactly 2.0 replicas (computed as 1.4/0.7) stays 2.
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class PodLoad:
+    waiting: float  # queued requests (vllm:num_requests_waiting)
+    running: float  # running requests (vllm:num_requests_running)
+    kv_usage: float  # 0-1 (vllm:kv_cache_usage_perc)
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    time: float  # seconds, any monotonic clock (simulated in the simulator)
+    pods: tuple[PodLoad, ...]  # ready pods that answered the scrape
+    unknown: int = 0  # ready pods that did not answer: unknown, NEVER treated as idle
+    starting: int = 0  # pods that exist but are not ready yet (loading the model)
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_replicas: int
+    max_replicas: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_replicas <= self.max_replicas:
+            raise ValueError(
+                "need 0 <= minReplicas <= maxReplicas, got "
+                f"{self.min_replicas}..{self.max_replicas}"
+            )
+
+    @classmethod
+    def from_spec(cls, spec: ModelDeploymentSpec) -> Limits:
+        """minReplicas defaults to 1; a spec without maxReplicas is not autoscaled."""
+        if spec.max_replicas is None:
+            raise ValueError("autoscaling is off: maxReplicas is not set")
+        return cls(spec.min_replicas_or_default, spec.max_replicas)
+
+
+@dataclass(frozen=True)
+class AutoscalerState:
+    """Everything decide() needs from the past; the caller keeps it (memory) and passes it back."""
+
+    observing_since: float  # time of the first sample of this state (restart = fresh state)
+    last_time: float  # time of the latest sample
+    last_busy: float  # latest sample that was not provably idle (a request, or missing data)
+    recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas), oldest first
+    last_scale_time: float | None = None
+    last_scale_up_time: float | None = None
+
+    @classmethod
+    def fresh(cls, time: float) -> AutoscalerState:
+        return cls(observing_since=time, last_time=time, last_busy=time)
+
+
+@dataclass(frozen=True)
+class Decision:
+    replicas: int  # the count to run now
+    changed: bool  # replicas != current
+    reason: str  # one line with the numbers
+    state: AutoscalerState
+
+
+@dataclass(frozen=True)
+class _Load:
+    """The sample boiled down, for the recommendation and the reason."""
+
+    answered: int
+    unknown: int
+    running: float
+    waiting: float
+    kv: float  # sum over answering pods
+    capacity: float | None  # running requests per replica at target, None when unknown
+
+
+def decide(
+    config: AutoscalingSpec,
+    limits: Limits,
+    current: int,
+    sample: LoadSample,
+    state: AutoscalerState | None,
+) -> Decision:
+    """The replica count to run now, with a one-line reason and the state for the next call."""
+    if state is None or sample.time < state.last_time:
+        # A fresh start, or a clock that went back (another process): forget the past.
+        state = AutoscalerState.fresh(sample.time)
+    now = sample.time
+    load = _summarise(config, sample)
+    idle = load.answered > 0 and load.unknown == 0 and load.running + load.waiting == 0
+    state = replace(state, last_time=now, last_busy=state.last_busy if idle else now)
+
+    if current == 0:
+        return _at_zero(limits, sample, state)
+
+    recommendation, why = _recommend(config, load)
+    missing = _missing_data(load)
+    loading = _loading(state, load, current, now)
+    saturated = load.waiting > config.target_queue_depth * max(load.answered, 1)
+    if missing:
+        # No scale-down on missing data, and the held count is what the window remembers.
+        recommendation = max(recommendation, current)
+    elif loading and saturated:
+        recommendation = max(_recommend(config, load, with_queue=False)[0], current)
+        why = f"{why}; waiting for {current - load.answered - load.unknown} loading replica(s)"
+
+    state = _remember(config, state, now, recommendation)
+    target, note = _stabilise(config, state, now, current, recommendation, missing)
+    zero = _zero_note(config, limits, state, now)
+    if zero:
+        target, note = 0, zero
+    target, step_note = _step(config, current, target)
+    target, bound_note = _bound(limits, target, allow_zero=bool(zero))
+    replicas = target
+    notes = "; ".join(n for n in (note, step_note, bound_note) if n)
+    reason = f"{why}: {current} -> {replicas}" if replicas != current else f"{why}: hold {current}"
+    if notes:
+        reason = f"{reason} ({notes})"
+    if replicas != current:
+        state = replace(
+            state,
+            last_scale_time=now,
+            last_scale_up_time=now if replicas > current else state.last_scale_up_time,
+        )
+    return Decision(replicas, replicas != current, reason, state)
+
+
+def _summarise(config: AutoscalingSpec, sample: LoadSample) -> _Load:
+    # A pod whose gauges are not numbers (NaN, inf) told us nothing: it is unknown.
+    pods = tuple(
+        pod
+        for pod in sample.pods
+        if all(math.isfinite(value) for value in (pod.waiting, pod.running, pod.kv_usage))
+    )
+    running = sum(max(pod.running, 0.0) for pod in pods)
+    waiting = sum(max(pod.waiting, 0.0) for pod in pods)
+    kv = sum(min(max(pod.kv_usage, 0.0), 1.0) for pod in pods)
+    return _Load(
+        answered=len(pods),
+        unknown=max(sample.unknown, 0) + len(sample.pods) - len(pods),
+        running=running,
+        waiting=waiting,
+        kv=kv,
+        capacity=_capacity(config, pods),
+    )
+
+
+def _capacity(config: AutoscalingSpec, pods: tuple[PodLoad, ...]) -> float | None:
+    """Running requests one replica holds at target, from what the pods tell us.
+
+    targetRunningRequests when set. Otherwise from KV use: the running requests share the KV
+    cache, so one replica at targetKVCacheUsage holds running * target / kv of them. A pod that
+    queues with KV to spare is at another limit (the engine's batch size, e.g. vLLM's
+    --max-num-seqs): its running count, scaled to the KV target, caps the estimate. None when no
+    request runs (nothing to measure).
+    """
+    estimates: list[float] = []
+    if config.target_running_requests is not None:
+        estimates.append(float(config.target_running_requests))
+    running = sum(max(pod.running, 0.0) for pod in pods)
+    kv = sum(min(max(pod.kv_usage, 0.0), 1.0) for pod in pods)
+    if running > 0 and kv > 0:
+        estimates.append(running * config.target_kv_cache_usage / kv)
+    for pod in pods:
+        if pod.waiting > 0 and pod.running > 0:
+            headroom = config.target_kv_cache_usage / max(
+                pod.kv_usage, config.target_kv_cache_usage
+            )
+            estimates.append(pod.running * headroom)
+    return max(min(estimates), 1.0) if estimates else None
+
+
+def _recommend(config: AutoscalingSpec, load: _Load, with_queue: bool = True) -> tuple[int, str]:
+    """ceil(load in replicas at target), and the numbers that gave it."""
+    answered = max(load.answered, 1)
+    terms = {"kv": load.kv / config.target_kv_cache_usage}
+    parts = [
+        f"kv {load.kv / answered:.2f}/replica on {load.answered} (target "
+        f"{config.target_kv_cache_usage:g})"
+    ]
+    if config.target_running_requests is not None:
+        terms["running"] = load.running / config.target_running_requests
+        parts.append(f"running {load.running:g} (target {config.target_running_requests}/replica)")
+    tolerated = config.target_queue_depth * answered
+    if load.waiting > tolerated:
+        parts.append(
+            f"queue {load.waiting:g} on {load.answered} > target "
+            f"{config.target_queue_depth:g}/replica"
+        )
+        if with_queue:
+            if load.capacity is None:
+                # Nothing runs, so no capacity to measure: size on the queue alone.
+                terms["queue"] = load.waiting / max(config.target_queue_depth, 1.0)
+            else:
+                seats = load.capacity + config.target_queue_depth
+                terms["queue"] = (load.running + load.waiting) / seats
+                parts.append(f"{load.capacity:.0f} running/replica at target")
+    elif load.waiting > 0:
+        parts.append(f"queue {load.waiting:g}")
+    if load.unknown:
+        parts.append(f"{load.unknown} unknown counted at target")
+    driver = max(terms, key=lambda name: terms[name])
+    wanted = math.ceil(terms[driver] + load.unknown - _EPSILON)
+    return max(wanted, 0), f"{', '.join(parts)}: wants {wanted} ({driver})"
+
+
+def _missing_data(load: _Load) -> bool:
+    return load.answered == 0 or load.unknown > 0
+
+
+def _loading(state: AutoscalerState, load: _Load, current: int, now: float) -> bool:
+    """Replicas asked for that do not serve yet, and not for suspiciously long."""
+    if current <= load.answered + load.unknown:
+        return False
+    since = state.last_scale_up_time
+    since = state.observing_since if since is None else since
+    return now - since < STARTUP_GRACE_SECONDS
+
+
+def _remember(
+    config: AutoscalingSpec, state: AutoscalerState, now: float, recommendation: int
+) -> AutoscalerState:
+    keep = max(config.scale_up_window_seconds, config.scale_down_window_seconds)
+    history = tuple(
+        (time, replicas) for time, replicas in state.recommendations if now - time <= keep
+    )
+    return replace(state, recommendations=(*history, (now, recommendation)))
+
+
+def _window(state: AutoscalerState, now: float, seconds: int) -> list[int]:
+    return [replicas for time, replicas in state.recommendations if now - time <= seconds]
+
+
+def _stabilise(
+    config: AutoscalingSpec,
+    state: AutoscalerState,
+    now: float,
+    current: int,
+    recommendation: int,
+    missing: bool,
+) -> tuple[int, str]:
+    """Up to the lowest of the short window, down to the highest of the long one."""
+    up = min(_window(state, now, config.scale_up_window_seconds), default=recommendation)
+    down = max(_window(state, now, config.scale_down_window_seconds), default=recommendation)
+    if up > current:
+        note = "" if up == recommendation else f"lowest in {config.scale_up_window_seconds}s: {up}"
+        return up, note
+    if down < current:
+        observed = now - state.observing_since
+        if observed < config.scale_down_window_seconds:
+            return current, (
+                f"no scale-down: observed {observed:.0f}s of a "
+                f"{config.scale_down_window_seconds}s window since start"
+            )
+        if missing:
+            return current, "no scale-down on missing data"
+        note = (
+            ""
+            if down == recommendation
+            else (f"highest in {config.scale_down_window_seconds}s: {down}")
+        )
+        return down, note
+    if recommendation < current:
+        return current, f"highest in {config.scale_down_window_seconds}s: {down}"
+    return current, ""
+
+
+def _step(config: AutoscalingSpec, current: int, target: int) -> tuple[int, str]:
+    if target > current + config.max_scale_up_step:
+        return current + config.max_scale_up_step, f"step limit +{config.max_scale_up_step}"
+    if target < current - config.max_scale_down_step:
+        return current - config.max_scale_down_step, f"step limit -{config.max_scale_down_step}"
+    return target, ""
+
+
+def _zero_note(config: AutoscalingSpec, limits: Limits, state: AutoscalerState, now: float) -> str:
+    """Why the count may go to zero now, or "" when it may not.
+
+    Only with minReplicas 0, after scaleToZeroAfterSeconds in which every sample had pods that
+    all answered with no request, and (restart rule) after a whole scale-down window observed.
+    """
+    if limits.min_replicas > 0:
+        return ""
+    idle = now - state.last_busy
+    observed = now - state.observing_since
+    if idle < config.scale_to_zero_after_seconds or observed < config.scale_down_window_seconds:
+        return ""
+    return (
+        f"no request for {idle:.0f}s >= {config.scale_to_zero_after_seconds}s: scale to zero "
+        "(waking from zero needs a request gateway, not built yet)"
+    )
+
+
+def _bound(limits: Limits, target: int, allow_zero: bool) -> tuple[int, str]:
+    """minReplicas..maxReplicas, at once; below 1 only when scaling to zero."""
+    if target > limits.max_replicas:
+        return limits.max_replicas, f"maxReplicas {limits.max_replicas}"
+    floor = limits.min_replicas if allow_zero else max(limits.min_replicas, 1)
+    if target < floor:
+        return floor, f"minReplicas {limits.min_replicas}" if limits.min_replicas else ""
+    return target, ""
+
+
+def _at_zero(limits: Limits, sample: LoadSample, state: AutoscalerState) -> Decision:
+    """Nothing runs, so there is no load to observe: stay at zero unless minReplicas says not."""
+    state = replace(state, recommendations=(*state.recommendations, (sample.time, 0))[-1:])
+    if limits.min_replicas > 0:
+        state = replace(state, last_scale_time=sample.time, last_scale_up_time=sample.time)
+        reason = f"at 0 below minReplicas {limits.min_replicas}: 0 -> {limits.min_replicas}"
+        return Decision(limits.min_replicas, True, reason, state)
+    return Decision(
+        0,
+        False,
+        "at 0: no load to observe; waking from zero needs a request gateway (not built yet), "
+        "or a manual scale: hold 0",
+        state,
+    )
