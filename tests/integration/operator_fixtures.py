@@ -55,9 +55,16 @@ def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
 
 
 @contextmanager
-def run_operator(kubeconfig: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def run_operator(
+    kubeconfig: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`modelfleet run` as a subprocess, as in production; its log is printed on failure."""
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELFLEET_RESYNC_SECONDS": "2"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "MODELFLEET_RESYNC_SECONDS": "2",
+        **(extra_env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelfleet.cli", "run"],

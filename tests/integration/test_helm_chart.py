@@ -154,6 +154,8 @@ def _check_installed(
     assert not container.args  # cluster-wide, no --namespace
     env = {e.name: e.value for e in container.env}
     assert env["MODELFLEET_PRICES_FILE"] == "/etc/modelfleet/prices.yaml"
+    namespace_env = next(e for e in container.env if e.name == "MODELFLEET_NAMESPACE")
+    assert namespace_env.value_from.field_ref.field_path == "metadata.namespace"
     prices = client.CoreV1Api(api).read_namespaced_config_map(
         f"{RELEASE}-prices", release_namespace
     )
@@ -171,7 +173,8 @@ def _check_operator_runs_on_chart_rbac(
     )
     log_path = tmp_path / "operator.log"
     mds = ModelDeployments(api)
-    with run_operator(kubeconfig, log_path) as process:
+    lease_env = {"MODELFLEET_NAMESPACE": release_namespace}
+    with run_operator(kubeconfig, log_path, lease_env) as process:
         try:
             mds.create(namespace, "qwen-7b", SPEC)
             wait_until(
@@ -184,6 +187,7 @@ def _check_operator_runs_on_chart_rbac(
             # This operator (not another one in the session) did the work, without a 403.
             assert "Handler 'on_change' succeeded" in log, "the operator never handled it"
             assert "Forbidden" not in log and "403" not in log
+            assert "acquired the leader lease" in log
         except BaseException:
             print("---- operator log (with the chart's ServiceAccount) ----")
             print(log_path.read_text())

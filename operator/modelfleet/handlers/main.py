@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
 import kopf
 import yaml
 
-from modelfleet.handlers import modeldeployment  # noqa: F401  (registers the handlers)
+from modelfleet.handlers import autoscaler, modeldeployment  # noqa: F401  (registers handlers)
 from modelfleet.kube.client import Kube, load_api_client
+from modelfleet.kube.lease import LeaderLease
 from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_overrides
 
 ANNOTATION_PREFIX = "modelfleet.dev"
 PRICES_ENV = "MODELFLEET_PRICES_FILE"
+# The chart sets these from the downward API; outside a cluster the defaults do.
+NAMESPACE_ENV = "MODELFLEET_NAMESPACE"
+LEASE_NAME = "modelfleet-autoscaler"
 
 
 @kopf.on.startup()
@@ -34,6 +40,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.kube = Kube(load_api_client())
     if "prices" not in memo:  # `kopf run -m modelfleet.handlers` comes without run_operator
         memo.prices = load_price_sheet(os.environ.get(PRICES_ENV))
+    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    namespace = os.environ.get(NAMESPACE_ENV) or "default"
+    memo.lease = LeaderLease(memo.kube, namespace, LEASE_NAME, identity)
+    memo.lease.start()
+
+
+@kopf.on.cleanup()
+def release_lease(memo: kopf.Memo, **_: Any) -> None:
+    if "lease" in memo:
+        memo.lease.stop()
 
 
 def load_price_sheet(path: str | None) -> PriceSheet:

@@ -176,6 +176,38 @@ def refresh_status(
                 )
 
 
+def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: str) -> bool:
+    """The autoscaler's decision into status, with an Event; False if nothing was written."""
+    with _status_locks[(namespace, name)]:
+        body = kube.get(API_VERSION, KIND, name, namespace)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        try:
+            md = ModelDeployment.from_body(body)
+        except ValidationError:
+            return False
+        desired = md.status.model_copy(
+            update={
+                "desired_replicas": replicas,
+                "last_scale_time": _now(),
+                "last_scale_reason": reason,
+                "seen_spec_replicas": md.spec.replicas
+                if md.status.seen_spec_replicas is None
+                else md.status.seen_spec_replicas,
+            }
+        )
+        if not _write_if_changed(kube, md.status, desired, namespace, name):
+            return False
+        for news in announcements(md.status, desired):
+            kopf.event(
+                kopf.Body(cast(kopf.RawBody, body)),
+                type=news.type,
+                reason=news.reason,
+                message=news.message,
+            )
+        return True
+
+
 def _observe(kube: Kube, md: ModelDeployment) -> Observed:
     namespace, name = md.metadata.namespace, md.metadata.name
     deployment = kube.get("apps/v1", "Deployment", name, namespace)

@@ -1,0 +1,106 @@
+"""The autoscaler: one daemon per ModelDeployment with maxReplicas, writing only the replica count.
+
+Every autoscaling.intervalSeconds it scrapes the ready pods' /metrics, asks the pure policy for
+a count and, when that changes, records it in status (desiredReplicas, lastScaleTime, reason, an
+Event) and reconciles, which sizes the Deployment from status. Only the leader-lease holder
+acts; its policy state lives in memory, so a restarted or newly elected instance starts fresh,
+and the policy never scales down before it has watched a whole scale-down window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from modelfleet.api.types import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelDeployment
+from modelfleet.autoscale.count import replica_count
+from modelfleet.autoscale.policy import AutoscalerState, Limits, LoadSample, decide
+from modelfleet.handlers.modeldeployment import reconcile, record_scale
+from modelfleet.kube.client import Kube
+from modelfleet.render.children import selector_string
+from modelfleet.render.engines import profile
+from modelfleet.scrape import scrape_loads
+from modelfleet.status import unplaceable
+
+log = logging.getLogger(__name__)
+
+
+@kopf.daemon(
+    GROUP, VERSION, PLURAL, field="spec.maxReplicas", value=kopf.PRESENT, cancellation_timeout=10
+)
+def autoscale(
+    stopped: kopf.DaemonStopped, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    namespace = namespace or "default"
+    state: AutoscalerState | None = None
+    while not stopped:
+        interval = 10.0
+        body = memo.kube.get(API_VERSION, KIND, name, namespace)
+        if body is None:
+            return
+        try:
+            md = ModelDeployment.from_body(body)
+        except ValidationError:
+            md = None  # reconcile reports it
+        if md is not None and md.spec.max_replicas is not None:
+            interval = md.spec.autoscaling_or_default.interval_seconds
+            # What we saw before losing the lease is stale when we regain it: forget it.
+            state = step(memo.kube, md, memo, state) if memo.lease.held else None
+        stopped.wait(interval)
+
+
+def step(
+    kube: Kube,
+    md: ModelDeployment,
+    memo: kopf.Memo,
+    state: AutoscalerState | None,
+) -> AutoscalerState | None:
+    """One observation and decision; returns the policy state to carry to the next."""
+    if md.status.placement is None or unplaceable(md):
+        return state  # nothing runs, nothing to scale
+    count = replica_count(md.spec, md.status)
+    if count.manual_scale:
+        return None  # the reconcile takes the manual count first; start observing afresh
+    sample = observe(kube, md)
+    decision = decide(
+        md.spec.autoscaling_or_default, Limits.from_spec(md.spec), count.replicas, sample, state
+    )
+    if decision.changed:
+        log.info("%s/%s: %s", md.metadata.namespace, md.metadata.name, decision.reason)
+        if record_scale(
+            kube, md.metadata.namespace, md.metadata.name, decision.replicas, decision.reason
+        ):
+            fresh = kube.get(API_VERSION, KIND, md.metadata.name, md.metadata.namespace)
+            if fresh is not None:
+                body = kopf.Body(cast(kopf.RawBody, fresh))
+                reconcile(kube, body, memo.prices, raise_on_invalid=False)
+    return decision.state
+
+
+def observe(kube: Kube, md: ModelDeployment) -> LoadSample:
+    """Load of the ready pods; pods still loading the model count as starting."""
+    pods = [
+        pod
+        for pod in kube.list("v1", "Pod", md.metadata.namespace, label_selector=selector_string(md))
+        if not (pod.get("metadata") or {}).get("deletionTimestamp")
+    ]
+    ready_ips = [str((pod.get("status") or {}).get("podIP")) for pod in pods if _ready(pod)]
+    loads = scrape_loads(ready_ips, profile(md.spec.engine))
+    return LoadSample(
+        time=time.monotonic(),
+        pods=tuple(load for load in loads if load is not None),
+        unknown=sum(1 for load in loads if load is None),
+        starting=len(pods) - len(ready_ips),
+    )
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return bool(status.get("podIP")) and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )

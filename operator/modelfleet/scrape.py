@@ -1,0 +1,79 @@
+"""Engine load from the pods' Prometheus /metrics, for the autoscaler.
+
+Scraped straight from each ready pod (pod IP, engine port), so no Prometheus is needed. A pod
+that does not answer in time, or answers without the engine's metrics, is unknown, never idle:
+the policy holds rather than scale down on missing data.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelfleet.autoscale.policy import PodLoad
+from modelfleet.render.engines import ENGINE_PORT, EngineMetrics, EngineProfile
+
+SCRAPE_TIMEOUT_SECONDS = 2.0
+# Engines rename metrics between releases; older vLLM called KV use gpu_cache_usage_perc.
+FALLBACK_NAMES = {"vllm:kv_cache_usage_perc": ("vllm:gpu_cache_usage_perc",)}
+MAX_BODY_BYTES = 4 * 2**20
+# Pods are reached directly, never through an HTTP(S)_PROXY from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def parse_load(text: str, metrics: EngineMetrics) -> PodLoad | None:
+    """Sum the engine's gauges over label sets (one engine may serve several model names).
+
+    None when the queue or running gauge is missing or the text is not Prometheus format. A
+    missing KV gauge counts as 0 (some llama.cpp builds dropped it): queue and running still
+    drive the policy.
+    """
+    try:
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    except (ValueError, TypeError):
+        return None
+    if metrics.waiting not in values or metrics.running not in values:
+        return None
+    kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
+    kv = next((values[name] for name in kv_names if name in values), 0.0)
+    return PodLoad(
+        waiting=values[metrics.waiting],
+        running=values[metrics.running],
+        kv_usage=min(max(kv, 0.0), 1.0),
+    )
+
+
+def metrics_url(pod_ip: str, engine: EngineProfile) -> str:
+    host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
+    return f"http://{host}:{ENGINE_PORT}{engine.metrics_path}"
+
+
+def fetch(url: str, timeout: float = SCRAPE_TIMEOUT_SECONDS) -> str | None:
+    """The body of a GET, or None on any network error, timeout or non-200 answer."""
+    try:
+        with _OPENER.open(url, timeout=timeout) as response:
+            if response.status != 200:
+                return None
+            body: bytes = response.read(MAX_BODY_BYTES)
+            return body.decode("utf-8", errors="replace")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def scrape_loads(
+    pod_ips: Iterable[str], engine: EngineProfile, timeout: float = SCRAPE_TIMEOUT_SECONDS
+) -> list[PodLoad | None]:
+    """Scrape every pod in parallel; one entry per pod, None for a pod that is unknown."""
+    urls = [metrics_url(ip, engine) for ip in pod_ips]
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+        bodies = list(pool.map(lambda url: fetch(url, timeout), urls))
+    return [None if body is None else parse_load(body, engine.metrics) for body in bodies]

@@ -1,0 +1,96 @@
+"""Engine load parsed from Prometheus text, per engine; bad or partial answers are unknown."""
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from modelfleet.autoscale.policy import PodLoad
+from modelfleet.render.engines import profile
+from modelfleet.scrape import parse_load, scrape_loads
+
+VLLM = """\
+# HELP vllm:num_requests_waiting Number of requests waiting.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{model_name="a"} 3.0
+vllm:num_requests_waiting{model_name="b"} 1.0
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="a"} 12.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{model_name="a"} 0.42
+# TYPE vllm:generation_tokens counter
+vllm:generation_tokens_total{model_name="a"} 1234.0
+"""
+OLD_VLLM = VLLM.replace("kv_cache_usage_perc", "gpu_cache_usage_perc")
+SGLANG = """\
+# TYPE sglang:num_queue_reqs gauge
+sglang:num_queue_reqs 5
+# TYPE sglang:num_running_reqs gauge
+sglang:num_running_reqs 7
+# TYPE sglang:token_usage gauge
+sglang:token_usage 0.9
+"""
+LLAMACPP_WITHOUT_KV = """\
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 2
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("engine", "text", "expected"),
+    [
+        pytest.param("vllm", VLLM, PodLoad(4.0, 12.0, 0.42), id="vllm-summed-over-models"),
+        pytest.param("vllm", OLD_VLLM, PodLoad(4.0, 12.0, 0.42), id="vllm-old-kv-name"),
+        pytest.param("sglang", SGLANG, PodLoad(5.0, 7.0, 0.9), id="sglang"),
+        pytest.param(
+            "llamacpp", LLAMACPP_WITHOUT_KV, PodLoad(2.0, 1.0, 0.0), id="llamacpp-no-kv-gauge"
+        ),
+        pytest.param("sglang", VLLM, None, id="other-engine-names-unknown"),
+        pytest.param("vllm", "<html>502 Bad Gateway</html>", None, id="not-prometheus"),
+        pytest.param("vllm", "", None, id="empty"),
+        pytest.param(
+            "vllm",
+            "vllm:num_requests_waiting 1\nvllm:num_requests_running 2\n"
+            "vllm:kv_cache_usage_perc 1.7\n",
+            PodLoad(1.0, 2.0, 1.0),
+            id="kv-clamped",
+        ),
+    ],
+)
+def test_parse_load(engine: str, text: str, expected: PodLoad | None) -> None:
+    assert parse_load(text, profile(engine).metrics) == expected
+
+
+class _Metrics(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = VLLM.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metrics_server() -> Iterator[str]:
+    """A real HTTP server on a loopback address, port 8000 like an engine pod."""
+    try:
+        server = HTTPServer(("127.99.0.7", 8000), _Metrics)
+    except OSError as error:
+        pytest.skip(f"cannot bind 127.99.0.7:8000 here: {error}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "127.99.0.7"
+    server.shutdown()
+    server.server_close()
+
+
+def test_scrape_marks_silent_pods_unknown(metrics_server: str) -> None:
+    # 127.99.0.8 has nothing listening: refused at once, unknown rather than idle.
+    loads = scrape_loads([metrics_server, "127.99.0.8"], profile("vllm"), timeout=1.0)
+    assert loads == [PodLoad(4.0, 12.0, 0.42), None]
