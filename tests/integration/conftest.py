@@ -20,7 +20,8 @@ import yaml
 from kubernetes import client
 
 from modelfleet.sim.cluster import control_plane
-from tests.integration.operator_fixtures import ModelDeployments, install_crd, run_operator
+from tests.integration.engine_fixtures import log_tail, run_emulator
+from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, install_crd
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -97,23 +98,48 @@ def namespace(api: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(
+def operator_process(
     kubeconfig: Path,
     api: Any,
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
-) -> Iterator[Path]:
-    """The CRD installed and `modelfleet run` running for the whole session; yields its log."""
+) -> Iterator[OperatorProcess]:
+    """The CRD installed and `modelfleet run` running for the whole session (restartable)."""
     install_crd(api)
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    with run_operator(kubeconfig, log_path) as process:
-        yield log_path
-        if process.poll() is not None or request.session.testsfailed:
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    try:
+        yield process
+        if process.exited or request.session.testsfailed:
             reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
             reporter.write_sep("-", "operator log (last 80 lines)")
-            reporter.write_line("\n".join(log_path.read_text().splitlines()[-80:]))
+            reporter.write_line("\n".join(process.log_path.read_text().splitlines()[-80:]))
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(operator_process: OperatorProcess) -> Path:
+    """The session's operator; its log file."""
+    return operator_process.log_path
 
 
 @pytest.fixture
 def mds(api: Any, operator: Path) -> ModelDeployments:
     return ModelDeployments(api)
+
+
+@pytest.fixture(scope="session")
+def emulator(
+    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """`modelfleet emulate` for the whole session: every Ready modelfleet engine pod answers on
+    http://<podIP>:8000 (see engine_fixtures.wait_for_engines). Yields its log; prints the tail
+    when a test failed or the emulator died."""
+    log_path = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    with run_emulator(kubeconfig, log_path) as process:
+        yield log_path
+        if process.poll() is not None or request.session.testsfailed:
+            reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
+            reporter.write_sep("-", "emulator log (last 80 lines)")
+            reporter.write_line(log_tail(log_path))

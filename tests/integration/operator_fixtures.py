@@ -83,6 +83,43 @@ def run_operator(
             process.wait()
 
 
+class OperatorProcess:
+    """`modelfleet run` for the whole session, restartable: a test can stop and start it."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+        self.kubeconfig, self.log_path = kubeconfig, log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MODELFLEET_RESYNC_SECONDS": "2"}
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "modelfleet.cli", "run"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def exited(self) -> bool:
+        return self._process is None or self._process.poll() is not None
+
+
 class ModelDeployments:
     """ModelDeployment CRUD through the API server, as a user would do it."""
 

@@ -3,17 +3,22 @@ and one emulated pod served in-process (aiohttp test client, real performance mo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.api.types import Engine
 from modelfleet.render.engines import profile
 from modelfleet.sim.engine import openai
+from modelfleet.sim.engine.emulator import Emulator
 from modelfleet.sim.engine.load import (
     LoadConfig,
     LoadStats,
@@ -24,6 +29,7 @@ from modelfleet.sim.engine.load import (
 )
 from modelfleet.sim.engine.metrics import TTFT_HISTOGRAMS, PodMetrics
 from modelfleet.sim.engine.pods import PodFacts, desired, pod_facts, servable
+from modelfleet.sim.engine.server import FALLBACK_MODEL, PodServer, engine_profile
 
 # -- requests -----------------------------------------------------------------------------------
 
@@ -342,6 +348,120 @@ def test_load_requests_carry_exact_token_counts() -> None:
     parsed = openai.parse_request(body, "completion")
     assert (parsed.prompt_tokens, parsed.output_tokens, parsed.stream) == (300, 20, True)
     assert parsed.include_usage
+
+
+# -- one emulated pod, in process ---------------------------------------------------------------
+
+L4_FACTS = PodFacts(
+    namespace="ns",
+    name="p",
+    uid="u",
+    ip="127.0.0.1",
+    deployment="d",
+    engine=Engine.VLLM,
+    model="meta-llama/Llama-3.1-8B-Instruct",
+    gpu_product="NVIDIA-L4",
+    gpus=1,
+    quantization=None,
+    max_context=8192,
+)
+
+
+def test_unknown_models_and_gpus_fall_back_to_a_known_profile() -> None:
+    _, note = engine_profile(L4_FACTS)
+    assert note == "meta-llama/Llama-3.1-8B-Instruct on 1x NVIDIA-L4"
+    unknown = PodFacts(**{**vars(L4_FACTS), "model": "acme/unknown-model", "gpu_product": "TPU"})
+    _, note = engine_profile(unknown)
+    assert note.startswith(f"{FALLBACK_MODEL} on 1x NVIDIA-L4 (fallback: ")
+
+
+async def _exercise_pod() -> None:
+    server = PodServer(L4_FACTS, engine_profile(L4_FACTS)[0])
+    task = asyncio.create_task(server.driver.run())
+    async with TestClient(TestServer(server.app())) as http:
+        assert (await http.get("/health")).status == 200
+        models = await (await http.get("/v1/models")).json()
+        assert models["data"][0]["id"] == L4_FACTS.model
+
+        reply = await http.post(
+            "/v1/completions", json={"model": L4_FACTS.model, "prompt": "hi", "max_tokens": 5}
+        )
+        body = await reply.json()
+        assert reply.status == 200, body
+        assert body["usage"]["completion_tokens"] == 5
+        assert len(body["choices"][0]["text"].split()) == 5
+
+        stream = await http.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 40,
+                "stream": True,
+            },
+        )
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        events = [openai.sse_data(line) async for line in stream.content]
+        data = [e for e in events if e]
+        assert data[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in data[:-1]]
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        assert len(text.split()) == 40
+        assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+        wrong = await http.post("/v1/completions", json={"model": "other", "prompt": "x"})
+        assert wrong.status == 404
+        too_long = await http.post("/v1/completions", json={"prompt": "x", "max_tokens": 9000})
+        assert too_long.status == 400
+        assert "maximum context length is 8192" in (await too_long.json())["error"]["message"]
+
+        metrics = _samples(await (await http.get("/metrics")).read())
+        labels = (("model_name", L4_FACTS.model),)
+        assert metrics[("vllm:generation_tokens_total", labels)] == 45
+        assert metrics[("vllm:time_to_first_token_seconds_count", labels)] == 2
+        assert metrics[("vllm:num_requests_running", labels)] == 0
+    task.cancel()
+
+
+def test_an_emulated_pod_serves_the_openai_api_and_counts_tokens() -> None:
+    asyncio.run(_exercise_pod())
+
+
+async def _emulate_one_pod() -> None:
+    with socket.socket() as probe:  # a free port on 127.0.0.1 stands in for podIP:8000
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pods = {"u": L4_FACTS}
+    emulator = Emulator(lambda: dict(pods), port=port, poll_seconds=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(emulator.run(stop))
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            if "u" in emulator.servers:
+                break
+            await asyncio.sleep(0.05)
+        async with session.get(f"{url}/health") as response:
+            assert response.status == 200
+
+        server = emulator.servers["u"]
+        tracked = [server.driver.submit(1000, 50) for _ in range(20)]
+        load = server.driver.load()
+        assert load.waiting + load.running == 20
+
+        pods.clear()  # the pod went away: its requests fail, its port closes
+        for _ in range(100):
+            if not emulator.servers:
+                break
+            await asyncio.sleep(0.05)
+        assert all(t.finished.done() for t in tracked)
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.get(f"{url}/health")
+    stop.set()
+    await running
+
+
+def test_the_emulator_serves_listed_pods_and_stops_when_they_go() -> None:
+    asyncio.run(_emulate_one_pod())
 
 
 def test_load_progress_and_summary_read_the_report() -> None:
