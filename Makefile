@@ -28,8 +28,8 @@ crds: venv ## regenerate crds/ and the chart's CRDs from the pydantic types
 	cp crds/modeldeployments.modelfleet.dev.yaml charts/modelfleet/crds/
 
 lint: venv ## ruff, mypy and the import layering contracts
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

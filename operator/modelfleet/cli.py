@@ -48,9 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from modelfleet.plan_command import add_plan_command
     from modelfleet.sim.cluster.cli import add_cluster_commands
+    from modelfleet.sim.engine.cli import add_engine_commands
+    from modelfleet.simulate.command import add_simulate_command
 
     add_plan_command(commands)
     add_cluster_commands(commands)
+    add_engine_commands(commands)
+    add_simulate_command(commands)
     return parser
 
 
