@@ -4,6 +4,7 @@ and one emulated pod served in-process (aiohttp test client, real performance mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -462,6 +463,48 @@ async def _emulate_one_pod() -> None:
 
 def test_the_emulator_serves_listed_pods_and_stops_when_they_go() -> None:
     asyncio.run(_emulate_one_pod())
+
+
+async def _abandon_requests() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    emulator = Emulator(lambda: {"u": L4_FACTS}, port=port, poll_seconds=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(emulator.run(stop))
+    url = f"http://127.0.0.1:{port}/v1/completions"
+    for _ in range(100):
+        if "u" in emulator.servers:
+            break
+        await asyncio.sleep(0.05)
+    driver = emulator.servers["u"].driver
+    long = {"prompt": "x", "max_tokens": 4000}  # minutes of decoding on an L4
+    async with aiohttp.ClientSession() as session:
+        stream = await session.post(url, json={**long, "stream": True})
+        await stream.content.readline()  # the first token arrived: it is decoding
+        blocking = asyncio.create_task(session.post(url, json=long))
+        for _ in range(100):
+            if driver.load().running == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert driver.load().running == 2
+        stream.close()  # both clients go away
+        blocking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await blocking
+    for _ in range(100):
+        if driver.in_flight == 0 and driver.load().running == 0:
+            break
+        await asyncio.sleep(0.02)
+    load = driver.load()
+    assert (driver.in_flight, load.running, load.waiting, load.kv_usage) == (0, 0, 0, 0.0)
+    assert load.generation_tokens_total < 2 * 4000
+    stop.set()
+    await running
+
+
+def test_a_client_that_goes_away_aborts_its_request() -> None:
+    asyncio.run(_abandon_requests())
 
 
 def test_load_progress_and_summary_read_the_report() -> None:

@@ -360,3 +360,67 @@ def test_counters_are_monotonic_and_equal_the_sums() -> None:
 def test_bad_requests_are_rejected() -> None:
     with pytest.raises(ValueError, match="output_tokens"):
         ReplicaEngine(h100_llama()).submit(Request("a", 0.0, 10, 0))
+
+
+# -- abort (the client went away) --------------------------------------------------------------
+
+
+def test_an_aborted_waiting_request_never_runs_and_changes_nothing_for_the_others() -> None:
+    profile = small(kv_capacity_tokens=1000)
+    others = [Request("a", 0.0, 300, 100), Request("b", 0.0, 300, 100)]
+    alone = ReplicaEngine(profile)
+    for request in others:
+        alone.submit(request)
+    expected = times(run_all(alone, []))
+    engine = ReplicaEngine(profile)
+    for request in [*others, Request("c", 0.0, 300, 100)]:
+        engine.submit(request)
+    engine.advance(0.001)
+    assert engine.load().waiting == 1  # c waits for KV
+    assert engine.abort("c")
+    assert engine.load().waiting == 0 and engine.in_flight == 2
+    assert times(run_all(engine, [])) == expected
+    assert not engine.abort("c")
+
+
+def test_an_aborted_future_arrival_is_forgotten() -> None:
+    engine = ReplicaEngine(h100_llama())
+    engine.submit(Request("later", 5.0, 100, 10))
+    assert engine.abort("later")
+    assert run_all(engine, []) == [] and engine.in_flight == 0
+
+
+@pytest.mark.parametrize("at", [0.0005, 0.05, 1.0])  # in prefill / early decode / late decode
+def test_an_aborted_running_request_leaves_at_the_next_step_and_frees_its_kv(at: float) -> None:
+    profile = small(kv_capacity_tokens=3000)
+    engine = ReplicaEngine(profile)
+    engine.submit(Request("gone", 0.0, 1000, 2000))  # reserves the whole cache
+    engine.submit(Request("next", 0.0, 100, 10))  # waits behind it
+    before = engine.advance(at)
+    assert engine.load().kv_usage == 1.0 and engine.load().waiting == 1
+    generated = engine.load().generation_tokens_total
+    assert engine.abort("gone")
+    step = profile.step_seconds(1, 0, 1000)
+    events = engine.advance(at + 10 * step)
+    assert all(e.request_id != "gone" for e in events)
+    assert ("next", "first_token") in times(events), "admitted once the cache was freed"
+    assert times(events)[("next", "first_token")] < at + 10 * step
+    assert engine.load().generation_tokens_total >= generated
+    rest = run_all(engine, [])
+    assert all(e.request_id != "gone" for e in before[1:] + rest)
+    assert engine.in_flight == 0 and engine.load().kv_usage == 0
+    assert not engine.abort("gone")
+
+
+def test_abort_keeps_next_event_time_consistent_with_advance() -> None:
+    engine = ReplicaEngine(small(kv_capacity_tokens=20000))
+    requests = workload(seed=7, count=60, rate=10.0)
+    for request in requests:
+        engine.submit(request)
+    engine.advance(0.5)
+    for request in requests[::3]:
+        engine.abort(request.id)
+    while (t := engine.next_event_time()) is not None:
+        events = engine.advance(t)
+        assert events and all(e.time == pytest.approx(t) for e in events)
+    assert engine.in_flight == 0 and engine.load().kv_usage == 0

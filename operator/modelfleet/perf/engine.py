@@ -307,6 +307,7 @@ class ReplicaEngine:
         self._prompt_total = 0
         self._generated_total = 0
         self._segment: _Segment | None = None
+        self._aborted: set[str] = set()  # admitted, to leave the batch at the next step boundary
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -329,6 +330,37 @@ class ReplicaEngine:
         segment = self._segment
         if segment is not None and not segment.chunks and self._could_admit(request):
             segment.cut(max(request.arrival, self._now))
+
+    def abort(self, request_id: str) -> bool:
+        """Drop a request whose client went away, as vLLM does on a disconnect.
+
+        One not admitted yet goes at once. An admitted one leaves the batch at the next step
+        boundary (a decode stretch in progress is cut there) and frees its KV reservation; it
+        reports no further event. The token counters keep what it already produced. False when
+        the request is not in flight here (finished, unknown, or already aborted).
+        """
+        if request_id in self._aborted:
+            return False
+        future = [entry for entry in self._future if entry[2].id != request_id]
+        if len(future) < len(self._future):
+            self._future = future
+            heapq.heapify(self._future)
+            return True
+        for seq in self._waiting:
+            if seq.request.id == request_id:
+                self._waiting.remove(seq)
+                return True
+        admitted = request_id in self._decoding or any(
+            seq.request.id == request_id for seq in self._prefilling
+        )
+        if not admitted:
+            return False
+        self._aborted.add(request_id)
+        if self._segment is None:
+            self._drop_aborted()
+        else:
+            self._segment.cut(self._now)
+        return True
 
     def advance(self, until: float) -> list[RequestEvent]:
         """Run engine steps up to `until`; events at their exact times, in time order."""
@@ -499,6 +531,24 @@ class ReplicaEngine:
             self._ctx_base -= seq.request.prompt_tokens + 1 - seq.d0
             self._reserved -= seq.reserve
             events.append(RequestEvent(request_id, "finished", time))
+        if self._aborted:
+            gone = self._aborted
+            events[:] = [e for e in events if e.request_id not in gone]
+            self._drop_aborted()
+
+    def _drop_aborted(self) -> None:
+        """Remove aborted requests from the batch (at a step boundary), freeing their KV."""
+        gone, self._aborted = self._aborted, set()
+        for seq in self._prefilling:
+            if seq.request.id in gone:
+                self._reserved -= seq.reserve
+        self._prefilling = [seq for seq in self._prefilling if seq.request.id not in gone]
+        for request_id in gone & self._decoding.keys():
+            seq = self._decoding.pop(request_id)
+            self._ctx_base -= seq.request.prompt_tokens + 1 - seq.d0
+            self._reserved -= seq.reserve
+        self._finishes = [entry for entry in self._finishes if entry[2] not in gone]
+        heapq.heapify(self._finishes)
 
     def _clone(self) -> ReplicaEngine:
         """A copy to look ahead on; sequences that can still change are copied."""
@@ -510,6 +560,7 @@ class ReplicaEngine:
         other._prefilling = [copies[id(seq)] for seq in self._prefilling]
         other._decoding = dict(self._decoding)
         other._finishes = list(self._finishes)
+        other._aborted = set(self._aborted)
         if self._segment is not None:
             segment = _Segment.__new__(_Segment)
             for name in _Segment.__slots__:

@@ -1,59 +1,77 @@
-"""`make demo`: a local control plane, the CRD, the operator and the samples, left running.
+"""`make demo`: a local control plane, the CRD, the operator, the engine emulator and the samples.
 
-Run as `python -m modelfleet.sim.demo` (or `--down` to stop the operator and the cluster).
+Then a burst of load on the autoscaled sample shows replicas added and, once the load is gone
+and the sample's scale-down window has passed, removed again. Everything is left running.
+Run as `python -m modelfleet.sim.demo` (`--no-burst` to skip the burst, `--down` to stop all).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from kubernetes import client
+
+from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.sim.cluster import control_plane, ensure_binaries
 from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, state_dir
 from modelfleet.sim.cluster.processes import is_running, spawn, start_time, stop
+from modelfleet.sim.engine.load import LoadConfig, deployment_model, kube_targets, run_load
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "manifests" / "samples"
 CRDS = ROOT / "crds"
 READY_TIMEOUT_SECONDS = 180
+AUTOSCALED = "llama-3-1-8b-autoscaled"  # manifests/samples/llama-3.1-8b-autoscaled.yaml
+# About twice what one L4 prefills (6 x 1000 prompt tokens/s): the first replica queues, the
+# autoscaler adds replicas, and new requests reach them (open loop, like real users). Requests
+# still in flight 30 s after the burst are abandoned, and the engines abort them.
+BURST = LoadConfig(rate=6.0, duration=90, prompt_tokens=1000, output_tokens=200, drain_seconds=30)
+SCALE_DOWN_TIMEOUT_SECONDS = 240
 
 
 def _say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def _operator_pid_file(name: str) -> Path:
-    return state_dir(name) / "operator.pid"
+# Background processes the demo leaves running: the operator and the engine emulator.
+BACKGROUND = {"operator": ["run"], "emulator": ["emulate"]}
 
 
-def _start_operator(name: str, kubeconfig: str) -> Path:
-    """Start `modelfleet run` detached, so it keeps running after the demo command ends."""
-    log = state_dir(name) / "logs" / "operator.log"
+def _pid_file(name: str, role: str) -> Path:
+    return state_dir(name) / f"{role}.pid"
+
+
+def _start_background(name: str, role: str, kubeconfig: str) -> Path:
+    """Start `modelfleet <command>` detached, so it keeps running after the demo command ends."""
+    log = state_dir(name) / "logs" / f"{role}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    pid_file = _operator_pid_file(name)
+    pid_file = _pid_file(name, role)
     if pid_file.exists():
         pid, started = (int(x) for x in pid_file.read_text().split())
         if is_running(pid, started):
-            _say(f"operator already running (pid {pid})")
+            _say(f"{role} already running (pid {pid})")
             return log
     env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
-    pid = spawn([sys.executable, "-m", "modelfleet.cli", "run"], log, env)
+    pid = spawn([sys.executable, "-m", "modelfleet.cli", *BACKGROUND[role]], log, env)
     pid_file.write_text(f"{pid} {start_time(pid) or 0}")
-    _say(f"operator started (pid {pid}), log: {log}")
+    _say(f"{role} started (pid {pid}), log: {log}")
     return log
 
 
-def _stop_operator(name: str) -> None:
-    pid_file = _operator_pid_file(name)
+def _stop_background(name: str, role: str) -> None:
+    pid_file = _pid_file(name, role)
     if pid_file.exists():
         pid, started = (int(x) for x in pid_file.read_text().split())
         stop(pid, started)
         pid_file.unlink()
-        _say(f"operator (pid {pid}) stopped")
+        _say(f"{role} (pid {pid}) stopped")
 
 
 def _kubectl(kubectl: Path, kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -84,7 +102,55 @@ def _wait_ready(kubectl: Path, kubeconfig: str, log: Path) -> None:
         time.sleep(3)
 
 
-def demo(name: str) -> int:
+def _burst(kubeconfig: Path) -> None:
+    """Load the autoscaled sample, then let it idle; print replicas and the autoscaler's reasons."""
+    namespace = "default"
+    with control_plane.api_client(kubeconfig) as api:
+        custom: Any = client.CustomObjectsApi(api)
+
+        def status() -> dict[str, Any]:
+            md = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, AUTOSCALED)
+            found: dict[str, Any] = md.get("status") or {}
+            return found
+
+        def line(prefix: str) -> str:
+            now = status()
+            return (
+                f"{prefix} replicas desired {now.get('desiredReplicas')}, ready "
+                f"{now.get('readyReplicas')}; last scale: {now.get('lastScaleReason') or '-'}"
+            )
+
+        def progress(report: dict[str, Any]) -> None:
+            ttft = report.get("ttftP95Seconds")
+            p95 = "-" if ttft is None else f"{ttft:.2f}s"
+            _say(
+                line(
+                    f"[{report['elapsedSeconds']:5.0f}s] load: {report['inFlight']} in flight, "
+                    f"{report['ok']} done, p95 TTFT {p95};"
+                )
+            )
+
+        _say(
+            f"burst: {BURST.rate:g} streaming requests/s ({BURST.prompt_tokens} prompt, "
+            f"{BURST.output_tokens} output tokens) for {BURST.duration:.0f}s on {AUTOSCALED} "
+            "(`modelfleet load` does the same from the command line)"
+        )
+        model = deployment_model(api, namespace, AUTOSCALED)
+        report = asyncio.run(
+            run_load(kube_targets(api, namespace, AUTOSCALED), model, BURST, on_progress=progress)
+        )
+        _say(f"burst over: {report['ok']} requests served, p95 TTFT {report['ttftP95Seconds']}s")
+        _say("no load now: the autoscaler removes replicas after the sample's 60 s window")
+        deadline = time.monotonic() + SCALE_DOWN_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            _say(line("[idle]"))
+            if status().get("desiredReplicas") == 1 and status().get("readyReplicas") == 1:
+                return
+            time.sleep(10)
+        _say(f"still above 1 replica after {SCALE_DOWN_TIMEOUT_SECONDS}s: see the operator log")
+
+
+def demo(name: str, burst: bool = True) -> int:
     binaries = ensure_binaries()
     _say("starting the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)")
     state = control_plane.up(name=name)
@@ -99,13 +165,29 @@ def demo(name: str) -> int:
         "crd/modeldeployments.modelfleet.dev",
         "--timeout=60s",
     )
-    log = _start_operator(name, kubeconfig)
+    log = _start_background(name, "operator", kubeconfig)
+    _start_background(name, "emulator", kubeconfig)
     _say(f"applying the samples in {SAMPLES.relative_to(ROOT)}/")
     print(_kubectl(binaries.kubectl, kubeconfig, "apply", "-f", str(SAMPLES)).stdout, end="")
     _wait_ready(binaries.kubectl, kubeconfig, log)
     print()
     print(_kubectl(binaries.kubectl, kubeconfig, "get", "md", "-o", "wide").stdout)
     print(_kubectl(binaries.kubectl, kubeconfig, "get", "pods", "-o", "wide").stdout)
+    if burst:
+        _burst(Path(kubeconfig))
+        print(_kubectl(binaries.kubectl, kubeconfig, "get", "md", AUTOSCALED).stdout)
+        events = _kubectl(
+            binaries.kubectl,
+            kubeconfig,
+            "get",
+            "events",
+            "--field-selector",
+            f"involvedObject.name={AUTOSCALED},reason=Scaled",
+            "--sort-by=.lastTimestamp",
+            "-o",
+            "custom-columns=TIME:.lastTimestamp,REASON:.reason,MESSAGE:.message",
+        )
+        print(events.stdout)
     print(
         f"The cluster and the operator keep running. Try:\n"
         f"  export KUBECONFIG={kubeconfig}\n"
@@ -120,17 +202,26 @@ def demo(name: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m modelfleet.sim.demo",
-        description="Start the local cluster, the operator and the samples; leave them running.",
+        description=(
+            "Start the local cluster, the operator, the engine emulator and the samples, show "
+            "a burst of load scaling the autoscaled sample up and back down; leave them running."
+        ),
     )
     parser.add_argument("--name", default=DEFAULT_CLUSTER_NAME, help="local cluster name")
-    parser.add_argument("--down", action="store_true", help="stop the operator and the cluster")
+    parser.add_argument(
+        "--down", action="store_true", help="stop the operator, the emulator and the cluster"
+    )
+    parser.add_argument(
+        "--no-burst", action="store_true", help="skip the autoscaling burst at the end"
+    )
     args = parser.parse_args()
     if args.down:
-        _stop_operator(args.name)
+        for role in BACKGROUND:
+            _stop_background(args.name, role)
         control_plane.down(args.name)
         _say(f"cluster {args.name!r} stopped")
         return 0
-    return demo(args.name)
+    return demo(args.name, burst=not args.no_burst)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,17 @@ def add_engine_commands(commands: Any) -> None:
         type=_positive_float,
         default=60.0,
         metavar="SECONDS",
-        help="how long to send (default: %(default)s); in-flight requests are then awaited",
+        help="how long to send (default: %(default)s)",
+    )
+    load.add_argument(
+        "--drain",
+        type=_non_negative_float,
+        default=120.0,
+        metavar="SECONDS",
+        help=(
+            "then how long in-flight requests get to finish before they are abandoned "
+            "(default: %(default)s)"
+        ),
     )
     load.add_argument(
         "--prompt-tokens",
@@ -120,6 +130,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -172,6 +189,7 @@ def _load(args: argparse.Namespace) -> int:
         duration=args.duration,
         prompt_tokens=args.prompt_tokens,
         output_tokens=args.output_tokens,
+        drain_seconds=args.drain,
     )
     out = sys.stderr if args.output == "json" else sys.stdout
 

@@ -5,8 +5,8 @@ The engine is a discrete-event model in explicit time; here its clock is `time.m
 task sleeps until the engine's next event or a new submission, advances, and resolves each
 request's `first_token` and `finished` futures. Only the event loop's thread touches the engine.
 
-There is no abort: a request whose client went away still runs to the end, occupying the batch
-(the real engines abort it; the difference only matters for clients that give up).
+A request whose client went away is aborted (`abort`), as the real engines do: it leaves the
+batch at the next step boundary and frees its share of the KV cache.
 """
 
 from __future__ import annotations
@@ -90,6 +90,16 @@ class EngineDriver:
         self.engine.submit(request)
         self._wakeup.set()
         return tracked
+
+    def abort(self, tracked: Tracked) -> None:
+        """The client went away: drop the request from the engine; its futures are cancelled."""
+        if self._tracked.pop(tracked.id, None) is None:
+            return
+        self.advance()
+        self.engine.abort(tracked.id)
+        for future in (tracked.first_token, tracked.finished):
+            future.cancel()
+        self._wakeup.set()
 
     def generated(self, tracked: Tracked) -> int:
         """Output tokens of the request so far."""

@@ -14,6 +14,7 @@ Pass an asyncio.Event as `stop` to end early.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -32,7 +33,7 @@ from modelfleet.render.engines import ENGINE_PORT
 from modelfleet.sim.engine import openai
 from modelfleet.sim.engine.pods import servable
 
-DRAIN_SECONDS = 120.0  # after the duration, in-flight requests get this long to finish
+DRAIN_SECONDS = 120.0  # default: after the duration, in-flight requests get this long to finish
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class LoadConfig:
     output_tokens: int = 128
     refresh_seconds: float = 3.0
     request_timeout: float = 300.0
+    drain_seconds: float = DRAIN_SECONDS  # then the rest are abandoned (the engines abort them)
 
 
 @dataclass
@@ -173,8 +175,9 @@ async def run_load(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     progress_seconds: float = 5.0,
 ) -> dict[str, Any]:
-    """Send load for `config.duration` seconds (or until `stop`), wait for the in-flight
-    requests (at most DRAIN_SECONDS) and return the final report."""
+    """Send load for `config.duration` seconds, wait for the in-flight requests (at most
+    `config.drain_seconds`) and return the final report. `stop` ends it early and abandons the
+    in-flight requests at once, like clients that go away (the engines abort them)."""
     stop = stop or asyncio.Event()
     stats = LoadStats()
     targets: list[Target] = list(await asyncio.to_thread(discover))
@@ -242,19 +245,22 @@ async def run_load(
                 continue
             await one(session)
 
+    async def sending_ended() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
+
     helpers = [asyncio.create_task(refresh()), asyncio.create_task(progress())]
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             tasks: set[asyncio.Task[None]] = set()
             if config.concurrency:
                 tasks = {asyncio.create_task(worker(session)) for _ in range(config.concurrency)}
-                _, pending = await asyncio.wait(tasks, timeout=config.duration + DRAIN_SECONDS)
+                await sending_ended()
             else:
                 await open_loop(session, tasks)
-                if tasks:
-                    _, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
-                else:
-                    pending = set()
+            pending = set(tasks)
+            if pending and not stop.is_set():
+                _, pending = await asyncio.wait(pending, timeout=config.drain_seconds)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -290,7 +296,7 @@ async def _send(
                 if event.get("usage"):
                     tokens = int(event["usage"].get("completion_tokens") or 0)
     except asyncio.CancelledError:
-        stats.errors["cancelled"] += 1
+        stats.errors["abandoned"] += 1
         raise
     except TimeoutError:
         stats.errors["timeout"] += 1

@@ -91,7 +91,15 @@ class PodServer:
 
     async def start(self) -> None:
         """Bind podIP:port (raises OSError when the address is taken) and start the engine."""
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+        # handler_cancellation: a client that disconnects cancels its handler, which aborts the
+        # request in the engine (vLLM does the same); otherwise abandoned requests keep the
+        # emulated GPU busy and the autoscaler sees load nobody is waiting for.
+        runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+            handler_cancellation=True,
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self.facts.ip, self.port, reuse_address=True).start()
@@ -151,9 +159,13 @@ class PodServer:
         if self._engine_failed():
             return _error(openai.RequestError("the engine model failed", status=503))
         tracked = self.driver.submit(parsed.prompt_tokens, parsed.output_tokens)
-        if parsed.stream:
-            return await self._stream(request, parsed, tracked)
-        await tracked.finished
+        try:
+            if parsed.stream:
+                return await self._stream(request, parsed, tracked)
+            await tracked.finished
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.driver.abort(tracked)
+            raise
         text = openai.filler(0, parsed.output_tokens)
         return web.json_response(
             openai.response(parsed, tracked.id, self.facts.model, int(time.time()), text)
