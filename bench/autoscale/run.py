@@ -69,6 +69,7 @@ VARIANTS: tuple[tuple[str, dict[str, float]], ...] = (
     ("both", {"scale_down_window_seconds": 900, "target_queue_depth": 0}),
 )
 BURST_WINDOWS = (1, 10, 60, 300)  # seconds
+LAGS = (1, 10, 30, 120)  # seconds: how far ahead the load of one second says anything
 STATIC_RATIO_MAX = 0.75  # "well below static peak": at least a quarter of the GPU-hours saved
 ORACLE_RATIO_MAX = 1.25
 
@@ -118,6 +119,25 @@ def burstiness(requests: list[TraceRequest]) -> list[tuple[int, float, float]]:
     return out
 
 
+def autocorrelation(requests: list[TraceRequest]) -> list[tuple[int, float]]:
+    """(lag, correlation of per-second prompt tokens with themselves `lag` seconds later)."""
+    span = max((r.arrival for r in requests), default=0.0)
+    series = [0.0] * (int(span) + 1)
+    for request in requests:
+        series[int(request.arrival)] += request.prompt_tokens
+    n = len(series)
+    mean = sum(series) / n
+    variance = sum((v - mean) ** 2 for v in series) / n
+    out = []
+    for lag in LAGS:
+        if lag >= n or variance == 0:
+            continue
+        pairs = zip(series[: n - lag], series[lag:], strict=True)
+        covariance = sum((a - mean) * (b - mean) for a, b in pairs) / (n - lag)
+        out.append((lag, covariance / variance))
+    return out
+
+
 def frontier(setup: Setup, static_peak: int) -> dict[str, list[Result]]:
     """The static cost/SLO curve, and modelfleet at other settings (and with no start-up)."""
     counts = sorted({max(1, round(static_peak * k / 6)) for k in range(1, 7)})
@@ -143,6 +163,8 @@ def format_frontier(requests: list[TraceRequest], curves: dict[str, list[Result]
     for window, highest, mean in burstiness(requests):
         ratio = highest / mean if mean else float("inf")
         lines.append(f"  {window:>4} s windows: highest {highest:>9,.0f}  ({ratio:.1f} x the mean)")
+    lags = ", ".join(f"{lag} s: {r:.2f}" for lag, r in autocorrelation(requests))
+    lines.append(f"  per-second load vs the same load later (autocorrelation): {lags}")
     lines += ["", "Static curve (N fixed replicas, no start-up)", "  N     GPU-H   SLO"]
     for result in curves["static"]:
         count = result.extra["staticReplicas"]
@@ -209,6 +231,9 @@ def main() -> int:
             "burstiness": [
                 {"windowSeconds": w, "highestPromptTokensPerSecond": h, "meanPerSecond": m}
                 for w, h, m in burstiness(requests)
+            ],
+            "autocorrelation": [
+                {"lagSeconds": lag, "correlation": r} for lag, r in autocorrelation(requests)
             ],
             "frontier": {k: [r.as_dict() for r in v] for k, v in curves.items()},
         }

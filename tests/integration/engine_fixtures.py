@@ -9,7 +9,6 @@ about a second of becoming Ready. Use `wait_for_engines` to get their URLs, and
 from __future__ import annotations
 
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,27 +20,17 @@ from kubernetes import client
 
 from modelfleet.render.children import OWNER_LABEL
 from modelfleet.render.engines import ENGINE_PORT
-from tests.integration.operator_fixtures import wait_until
+from tests.integration.operator_fixtures import start_modelfleet, terminate, wait_until
 
 
 @contextmanager
 def run_emulator(kubeconfig: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`modelfleet emulate` as a subprocess, logging to `log_path`; stopped (SIGTERM) at exit."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelfleet.cli", "emulate", "--kubeconfig", str(kubeconfig)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_modelfleet(["emulate", "--kubeconfig", str(kubeconfig)], log_path)
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 def log_tail(log_path: Path, lines: int = 80) -> str:

@@ -65,22 +65,34 @@ def run_operator(
         "MODELFLEET_RESYNC_SECONDS": "2",
         **(extra_env or {}),
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelfleet.cli", "run"],
+    process = start_modelfleet(["run"], log_path, env)
+    try:
+        yield process
+    finally:
+        terminate(process)
+
+
+def start_modelfleet(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m modelfleet.cli ARGS` in the background, appending to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "modelfleet.cli", *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    process.terminate()
     try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class OperatorProcess:
@@ -92,24 +104,12 @@ class OperatorProcess:
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MODELFLEET_RESYNC_SECONDS": "2"}
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "modelfleet.cli", "run"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self._process = start_modelfleet(["run"], self.log_path, env)
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        if self._process is not None:
+            terminate(self._process)
+            self._process = None
 
     def restart(self) -> None:
         self.stop()

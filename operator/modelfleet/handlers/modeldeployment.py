@@ -121,6 +121,8 @@ def reconcile(kube: Kube, body: kopf.Body, prices: PriceSheet, *, raise_on_inval
         for child in children(md, decision):
             kube.apply(child)
     except DynamicApiError as error:
+        if _namespace_terminating(error):
+            return  # the namespace (and this ModelDeployment with it) is being deleted
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
     refresh_status(kube, md.metadata.namespace, md.metadata.name, decision, md.metadata.generation)
 
@@ -167,13 +169,7 @@ def refresh_status(
         observed = _observe(kube, md)
         desired = compute_status(md, observed, placement, generation, now=_now())
         if _write_if_changed(kube, md.status, desired, namespace, name):
-            for news in announcements(md.status, desired):
-                kopf.event(
-                    kopf.Body(cast(kopf.RawBody, body)),
-                    type=news.type,
-                    reason=news.reason,
-                    message=news.message,
-                )
+            _announce(body, md.status, desired)
 
 
 def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: str) -> bool:
@@ -198,14 +194,24 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
         )
         if not _write_if_changed(kube, md.status, desired, namespace, name):
             return False
-        for news in announcements(md.status, desired):
-            kopf.event(
-                kopf.Body(cast(kopf.RawBody, body)),
-                type=news.type,
-                reason=news.reason,
-                message=news.message,
-            )
+        _announce(body, md.status, desired)
         return True
+
+
+def _namespace_terminating(error: DynamicApiError) -> bool:
+    """The API server refuses new objects in a namespace being deleted: nothing to do there."""
+    return error.status == 403 and "NamespaceTerminating" in str(error.body)
+
+
+def _announce(body: Any, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:
+    """A Kubernetes Event on the ModelDeployment for each change worth telling (announcements)."""
+    for news in announcements(old, new):
+        kopf.event(
+            kopf.Body(cast(kopf.RawBody, body)),
+            type=news.type,
+            reason=news.reason,
+            message=news.message,
+        )
 
 
 def _observe(kube: Kube, md: ModelDeployment) -> Observed:
@@ -231,8 +237,7 @@ def _report_unplaceable(
         generation = int(body.metadata.get("generation") or 0)
         desired = invalid_spec_status(generation, previous, message, now=_now(), reason=reason)
         if _write_if_changed(kube, previous, desired, namespace, name):
-            for news in announcements(previous, desired):
-                kopf.event(body, type=news.type, reason=news.reason, message=news.message)
+            _announce(body, previous, desired)
     if raise_on_invalid:
         raise kopf.PermanentError(f"{reason}: {message}")
 

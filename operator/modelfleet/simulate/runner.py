@@ -136,12 +136,7 @@ def run_static_peak(setup: Setup) -> tuple[Result, Outcome]:
             failing = max((n for n, (a, _) in tried.items() if n < passing), default=0)
             break
         failing, previous, count = count, reached, min(count * 2, STATIC_MAX_REPLICAS)
-    while passing - failing > 1:
-        middle = (passing + failing) // 2
-        if attain(middle) >= goal - EPS:
-            passing = middle
-        else:
-            failing = middle
+    passing = _fewest_passing(attain, goal, failing, passing)
     result = _result(
         setup,
         "static-peak",
@@ -151,6 +146,17 @@ def run_static_peak(setup: Setup) -> tuple[Result, Outcome]:
         sloTargetMet=attain(passing) >= setup.slo_target - EPS,
     )
     return result, tried[passing][1]
+
+
+def _fewest_passing(attain: Callable[[int], float], goal: float, failing: int, passing: int) -> int:
+    """Bisection between a count known to miss `goal` and one known to reach it."""
+    while passing - failing > 1:
+        middle = (passing + failing) // 2
+        if attain(middle) >= goal - EPS:
+            passing = middle
+        else:
+            failing = middle
+    return passing
 
 
 def oracle_schedule(setup: Setup) -> list[int]:
@@ -182,14 +188,7 @@ def oracle_schedule(setup: Setup) -> list[int]:
             schedule.append(low)
             continue
         goal = min(setup.slo_target, attain(high_bound))
-        failing, passing = low, high_bound
-        while passing - failing > 1:
-            middle = (passing + failing) // 2
-            if attain(middle) >= goal - EPS:
-                passing = middle
-            else:
-                failing = middle
-        schedule.append(passing)
+        schedule.append(_fewest_passing(attain, goal, low, high_bound))
     setup.progress(f"oracle: replicas per {slot:g} s slot: {' '.join(map(str, schedule))}")
     return schedule
 
