@@ -8,21 +8,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.architectures import PHI_4
 from tests.integration.operator_fixtures import ModelDeployments, wait_until
 
 pytestmark = pytest.mark.integration
 
 L4 = "NVIDIA-L4"
-# microsoft/phi-4 is not in the catalog; these are its config.json numbers.
-PHI_4 = {
-    "paramsB": 14.7,
-    "layers": 40,
-    "hidden": 5120,
-    "attentionHeads": 40,
-    "kvHeads": 10,
-    "headDim": 128,
-    "maxContext": 16384,
-}
 
 
 def engine_pods(api: Any, namespace: str, name: str) -> list[Any]:

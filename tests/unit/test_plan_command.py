@@ -11,6 +11,7 @@ import yaml
 
 from modelfleet.plan.request import PlanInputError, request_from_manifest
 from modelfleet.plan_command import add_plan_command
+from tests.architectures import PHI_4
 
 NODES = {
     "apiVersion": "v1",
@@ -167,17 +168,6 @@ def test_inline_architecture() -> None:
         }
     )
     assert request.architecture is not None and request.architecture.id == "acme/coder-7b"
-
-
-PHI_4 = {
-    "paramsB": 14.7,
-    "layers": 40,
-    "hidden": 5120,
-    "attentionHeads": 40,
-    "kvHeads": 10,
-    "headDim": 128,
-    "maxContext": 16384,
-}
 
 
 def test_plan_uses_an_inline_architecture(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from modelfleet.catalog.gpus import default_gpus
 from modelfleet.plan.deployment import plan_deployment
 from modelfleet.plan.inventory import Inventory, hypothetical_inventory
 from modelfleet.plan.prices import PriceSheet
+from tests.architectures import PHI_4
 from tests.unit.factories import model_deployment
 
 # One empty 8-GPU node of every catalog GPU but the T4 (2x T4 ties 1x L4 at $0.70/h).
@@ -94,18 +95,6 @@ def test_infeasible_and_unknown_unpinned_models_are_explained() -> None:
     unknown = decide(model="acme/private-13b", gpu={"product": "auto"})
     assert isinstance(unknown, str)
     assert "not in the catalog: give its architecture inline in spec.architecture" in unknown
-
-
-# microsoft/phi-4 is not in the catalog; these are its config.json numbers.
-PHI_4 = {
-    "paramsB": 14.7,
-    "layers": 40,
-    "hidden": 5120,
-    "attentionHeads": 40,
-    "kvHeads": 10,
-    "headDim": 128,
-    "maxContext": 16384,
-}
 
 
 def test_an_inline_architecture_is_right_sized_like_a_catalog_model() -> None:

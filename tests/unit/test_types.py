@@ -9,17 +9,7 @@ from pydantic import ValidationError
 
 from modelfleet.api.errors import describe
 from modelfleet.api.types import ModelDeployment, ModelDeploymentSpec
-
-# microsoft/phi-4 (not in the catalog), from its config.json
-ARCH: dict[str, Any] = {
-    "paramsB": 14.7,
-    "layers": 40,
-    "hidden": 5120,
-    "attentionHeads": 40,
-    "kvHeads": 10,
-    "headDim": 128,
-    "maxContext": 16384,
-}
+from tests.architectures import PHI_4 as ARCH
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
