@@ -29,10 +29,10 @@ SAMPLES = ROOT / "manifests" / "samples"
 CRDS = ROOT / "crds"
 READY_TIMEOUT_SECONDS = 180
 AUTOSCALED = "llama-3-1-8b-autoscaled"  # manifests/samples/llama-3.1-8b-autoscaled.yaml
-# About twice what one L4 prefills (6 x 1000 prompt tokens/s): the first replica queues, the
-# autoscaler adds replicas, and new requests reach them (open loop, like real users). Requests
-# still in flight 30 s after the burst are abandoned, and the engines abort them.
-BURST = LoadConfig(rate=6.0, duration=90, prompt_tokens=1000, output_tokens=200, drain_seconds=30)
+# More than one emulated L4 serves (its KV cache fills and requests queue within 10 s), about
+# what two or three do: the autoscaler adds replicas and new requests reach them (open loop, like
+# real users). Requests still in flight 30 s after the burst are abandoned; the engines abort them.
+BURST = LoadConfig(rate=4.0, duration=90, prompt_tokens=1000, output_tokens=100, drain_seconds=30)
 SCALE_DOWN_TIMEOUT_SECONDS = 240
 
 
