@@ -17,7 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.api.types import Engine
+from modelfleet.autoscale.policy import PodLoad
 from modelfleet.render.engines import profile
+from modelfleet.scrape import parse_load
 from modelfleet.sim.engine import openai
 from modelfleet.sim.engine.emulator import Emulator
 from modelfleet.sim.engine.load import (
@@ -192,6 +194,12 @@ def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
+
+
+@pytest.mark.parametrize("engine", list(Engine))
+def test_the_operator_scraper_reads_what_the_emulator_serves(engine: Engine) -> None:
+    text = PodMetrics(engine, "org/model", FakeLoad).render().decode()
+    assert parse_load(text, profile(engine).metrics) == PodLoad(waiting=3, running=5, kv_usage=0.25)
 
 
 @pytest.mark.parametrize("engine", list(Engine))
