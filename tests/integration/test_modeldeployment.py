@@ -83,6 +83,17 @@ def test_pods_are_scheduled_on_the_requested_gpus_and_become_ready(
         ({**SPEC, "replicas": -1}, "spec.replicas", "greater than or equal to 0"),
         ({"gpu": {"product": L4}}, "spec.model", "Required value"),
         ({**SPEC, "gpus": 2}, "spec.gpus", "unknown field"),
+        (
+            {**SPEC, "minReplicas": 3, "maxReplicas": 2},
+            "spec.minReplicas",
+            "minReplicas must not exceed maxReplicas",
+        ),
+        ({**SPEC, "minReplicas": 1}, "spec.maxReplicas", "autoscaling is on when maxReplicas"),
+        (
+            {**SPEC, "maxReplicas": 3, "autoscaling": {"targetKVCacheUsage": 0}},
+            "spec.autoscaling.targetKVCacheUsage",
+            "greater than 0",
+        ),
     ],
     ids=[
         "engine",
@@ -92,6 +103,9 @@ def test_pods_are_scheduled_on_the_requested_gpus_and_become_ready(
         "replicas",
         "model",
         "unknown",
+        "min-above-max-cel",
+        "min-without-max-cel",
+        "kv-target",
     ],
 )
 def test_invalid_specs_are_rejected_with_the_field_named(
