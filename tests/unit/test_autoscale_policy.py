@@ -262,6 +262,20 @@ def test_scale_down_stabilisation(lull: float, removed: int) -> None:
         assert [r for _, r, _ in run.history] == list(range(7, 8 - removed - 1, -1))
 
 
+def test_a_queue_above_target_never_scales_down() -> None:
+    # After a quiet window, one replica queues 8 requests it has not admitted yet while the two
+    # others run 10 each with KV to spare: the KV-based capacity says one replica would do, but
+    # fewer replicas would only lengthen the queue.
+    queueing = (pod(waiting=8, running=0, kv=0.0), pod(running=10), pod(running=10))
+    state = steady(3, 1, 0, 1000.0)
+    decision = once(queueing, 3, state=state, time=1000.0 + INTERVAL)
+    assert decision.replicas == 3, decision.reason
+    assert "no fewer while the queue is above target" in decision.reason
+    # Without the queue the same load removes one (maxScaleDownStep 1).
+    idle = (pod(), pod(running=10), pod(running=10))
+    assert once(idle, 3, state=state, time=1000.0 + INTERVAL).replicas == 2
+
+
 def test_starting_replicas_prevent_overshoot() -> None:
     # A burst whose backlog keeps growing while the new replicas load (120 s): 8 more requests
     # every interval. The first decision sizes for the burst; the loading replicas count as

@@ -18,6 +18,7 @@ reasoning; in short:
    the pods that serve), a saturated queue does not ask for more; it waits for them, since the
    queue keeps growing until they are ready and re-counting it every interval would buy the same
    burst several times. KV and running (which do not grow with the backlog) still count.
+   A queue above target never asks for fewer replicas than run now.
 3. Windows (HPA-style): scale up to the lowest recommendation of the last scaleUpWindowSeconds,
    down to the highest of the last scaleDownWindowSeconds; a fresh state (restart) never scales
    down before it has observed a whole scale-down window. Missing data never scales down.
@@ -143,6 +144,11 @@ def decide(
     elif loading and saturated:
         recommendation = max(_recommend(config, load, with_queue=False)[0], current)
         why = f"{why}; waiting for {current - load.answered - load.unknown} loading replica(s)"
+    elif saturated and recommendation < current:
+        # Requests queue beyond the target: whatever the capacity estimate says, fewer
+        # replicas would only lengthen the queue.
+        recommendation = current
+        why = f"{why}; no fewer while the queue is above target"
 
     state = _remember(config, state, now, recommendation)
     target, note = _stabilise(config, state, now, current, recommendation, missing)
