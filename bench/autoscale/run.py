@@ -34,14 +34,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from modelfleet.simulate.command import (
-    SimulateInputError,
-    describe_setup,
-    format_table,
-    load_deployment,
-    setup_for,
-)
+from modelfleet.simulate.command import describe_setup, format_table, prepare
 from modelfleet.simulate.metrics import Result
+from modelfleet.simulate.policies import KUBEAI_TARGET_REQUESTS
 from modelfleet.simulate.runner import (
     POLICIES,
     Setup,
@@ -50,7 +45,7 @@ from modelfleet.simulate.runner import (
     run_policies,
     run_static,
 )
-from modelfleet.simulate.trace import TraceError, TraceRequest, read_trace
+from modelfleet.simulate.trace import TraceRequest
 
 HERE = Path(__file__).resolve().parent
 TRACE = HERE.parent / "traces" / "azure_llm_2023_code.csv"
@@ -198,24 +193,15 @@ def main() -> int:
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     parser.add_argument("--no-frontier", action="store_true", help="skip the evidence section")
     args = parser.parse_args()
-    try:
-        deployment = load_deployment(args.deployment)
-        requests = read_trace(args.trace, time_scale=args.time_scale)
-    except TraceError as error:
-        print(f"bench/autoscale: {error}", file=sys.stderr)
-        return 2
-    except SimulateInputError as error:
-        print(f"bench/autoscale: {error}", file=sys.stderr)
-        return 2
+    # The arguments `modelfleet simulate` would get: every policy, default baselines.
+    args.policy, args.gpu_product, args.gpus = "all", None, None
+    args.inflight_target, args.oracle_slot = float(KUBEAI_TARGET_REQUESTS), 60.0
     started = time.perf_counter()
-    setup = setup_for(
-        deployment,
-        requests,
-        slo_seconds=args.slo_ttft,
-        slo_target=args.slo_target,
-        startup_delay=args.startup_delay,
-        err=sys.stderr,
-    )
+    prepared = prepare(args, sys.stderr, prog="bench/autoscale")
+    if prepared is None:
+        return 2
+    deployment, setup = prepared
+    requests = list(setup.requests)
     results = run_policies(setup, POLICIES)
     extra = ratios(results)
     checks = check(results, args.slo_target)

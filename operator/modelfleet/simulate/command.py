@@ -286,11 +286,11 @@ def setup_for(
     )
 
 
-def run_simulate(
-    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+def prepare(
+    args: argparse.Namespace, err: TextIO, prog: str = "modelfleet simulate"
+) -> tuple[Deployment, Setup] | None:
+    """The deployment and the Setup from `simulate`'s arguments; None (errors on `err`) on bad
+    input. Shared with bench/autoscale."""
     policies = POLICIES if args.policy == "all" else (args.policy,)
     try:
         deployment = load_deployment(args.deployment, args.gpu_product, args.gpus)
@@ -303,12 +303,12 @@ def run_simulate(
             )
         requests = read_trace(args.trace, time_scale=args.time_scale)
     except TraceError as error:
-        err.write(f"modelfleet simulate: {error}\n")
-        return 2
+        err.write(f"{prog}: {error}\n")
+        return None
     except SimulateInputError as error:
         for line in error.errors:
-            err.write(f"modelfleet simulate: {line}\n")
-        return 2
+            err.write(f"{prog}: {line}\n")
+        return None
     setup = setup_for(
         deployment,
         requests,
@@ -319,6 +319,19 @@ def run_simulate(
         oracle_slot=args.oracle_slot,
         err=err,
     )
+    return deployment, setup
+
+
+def run_simulate(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    policies = POLICIES if args.policy == "all" else (args.policy,)
+    prepared = prepare(args, err)
+    if prepared is None:
+        return 2
+    deployment, setup = prepared
     results = run_policies(setup, policies)
     if args.verbose:
         for result in results:
