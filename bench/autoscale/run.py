@@ -28,6 +28,7 @@ Trace data: Azure LLM inference trace 2023 (Azure Public Dataset), CC-BY 4.0. Pa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -64,6 +65,7 @@ VARIANTS: tuple[tuple[str, dict[str, float]], ...] = (
     ("both", {"scale_down_window_seconds": 900, "target_queue_depth": 0}),
 )
 BURST_WINDOWS = (1, 10, 60, 300)  # seconds
+STATIC_POINTS = 12  # counts on the static curve (every count up to 12)
 LAGS = (1, 10, 30, 120)  # seconds: how far ahead the load of one second says anything
 STATIC_RATIO_MAX = 0.75  # "well below static peak": at least a quarter of the GPU-hours saved
 ORACLE_RATIO_MAX = 1.25
@@ -135,7 +137,8 @@ def autocorrelation(requests: list[TraceRequest]) -> list[tuple[int, float]]:
 
 def frontier(setup: Setup, static_peak: int) -> dict[str, list[Result]]:
     """The static cost/SLO curve, and modelfleet at other settings (and with no start-up)."""
-    counts = sorted({max(1, round(static_peak * k / 6)) for k in range(1, 7)})
+    points = min(static_peak, STATIC_POINTS)
+    counts = sorted({max(1, round(static_peak * k / points)) for k in range(1, points + 1)})
     static = [run_static(setup, count) for count in counts]
     variants = []
     for label, overrides in VARIANTS:
@@ -146,6 +149,15 @@ def frontier(setup: Setup, static_peak: int) -> dict[str, list[Result]]:
             name = f"{label}, start-up {delay:g} s"
             variants.append(replace(result, policy=name))
     return {"static": static, "modelfleet": variants}
+
+
+def static_slo_at(static: list[Result], gpu_hours: float) -> float | None:
+    """SLO attainment of the static curve at `gpu_hours`, linear between the counts tried."""
+    curve = sorted((s.gpu_hours, s.slo_attainment) for s in static)
+    for (x0, y0), (x1, y1) in itertools.pairwise(curve):
+        if x0 <= gpu_hours <= x1:
+            return y0 + (y1 - y0) * (gpu_hours - x0) / (x1 - x0) if x1 > x0 else max(y0, y1)
+    return None
 
 
 def cheapest_static_as_good(static: list[Result], result: Result) -> Result | None:
@@ -166,8 +178,9 @@ def format_frontier(requests: list[TraceRequest], curves: dict[str, list[Result]
         lines.append(f"  {count:<5} {result.gpu_hours:<7.2f} {result.slo_attainment:.4f}")
     lines += [
         "",
-        "modelfleet at other settings, next to the cheapest static count that serves as well",
-        f"  {'SETTINGS':<44} GPU-H   SLO     STATIC AS GOOD",
+        "modelfleet at other settings, next to the static curve: its SLO at the same GPU-hours",
+        "(linear between counts) and the cheapest static count that serves as well",
+        f"  {'SETTINGS':<44} GPU-H   SLO     STATIC SLO  STATIC AS GOOD",
     ]
     for result in curves["modelfleet"]:
         match = cheapest_static_as_good(curves["static"], result)
@@ -176,8 +189,11 @@ def format_frontier(requests: list[TraceRequest], curves: dict[str, list[Result]
             if match
             else "none tried"
         )
+        same = static_slo_at(curves["static"], result.gpu_hours)
+        at_same = "-" if same is None else f"{same:.4f}"
         lines.append(
-            f"  {result.policy:<44} {result.gpu_hours:<7.2f} {result.slo_attainment:.4f}  {versus}"
+            f"  {result.policy:<44} {result.gpu_hours:<7.2f} {result.slo_attainment:.4f}  "
+            f"{at_same:<11} {versus}"
         )
     return "\n".join(lines)
 
