@@ -25,8 +25,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from modelfleet.catalog.gpus import default_gpus
 from modelfleet.plan import (
     Inventory,
@@ -39,6 +37,7 @@ from modelfleet.plan import (
     place,
 )
 from modelfleet.plan.request import PlanInputError, request_from_manifest
+from modelfleet.yaml_files import read_documents
 
 
 def add_plan_command(commands: Any) -> None:
@@ -114,12 +113,7 @@ def _live_inventory(kubeconfig: str | None) -> Inventory:
 
 
 def _load_yaml(path: Path, first_of_kind: str | None = None) -> Any:
-    try:
-        docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
-    except OSError as error:
-        raise PlanInputError([f"{path}: {error.strerror or error}"]) from error
-    except yaml.YAMLError as error:
-        raise PlanInputError([f"{path}: not valid YAML: {error}"]) from error
+    docs = read_documents(path)
     if first_of_kind:
         docs = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == first_of_kind]
         if not docs:

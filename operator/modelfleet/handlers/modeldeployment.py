@@ -119,10 +119,9 @@ def reconcile(kube: Kube, body: kopf.Body, prices: PriceSheet, *, raise_on_inval
         return
     try:
         for child in children(md, decision):
-            kube.apply(child)
+            if kube.apply(child) is None:
+                return  # the namespace (and this ModelDeployment with it) is being deleted
     except DynamicApiError as error:
-        if _namespace_terminating(error):
-            return  # the namespace (and this ModelDeployment with it) is being deleted
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
     refresh_status(kube, md.metadata.namespace, md.metadata.name, decision, md.metadata.generation)
 
@@ -196,11 +195,6 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
             return False
         _announce(body, md.status, desired)
         return True
-
-
-def _namespace_terminating(error: DynamicApiError) -> bool:
-    """The API server refuses new objects in a namespace being deleted: nothing to do there."""
-    return error.status == 403 and "NamespaceTerminating" in str(error.body)
 
 
 def _announce(body: Any, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:

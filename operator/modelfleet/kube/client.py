@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import config
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError
 from kubernetes.dynamic.resource import Resource
 
 from modelfleet.api.types import API_VERSION, KIND
@@ -47,16 +47,25 @@ class Kube:
             self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
         return self._resources[key]
 
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply one object as modelfleet, taking over fields it must own."""
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Server-side apply one object as modelfleet, taking over fields it must own.
+
+        None when its namespace is being deleted: the API server refuses new objects there, and
+        whatever asked for them goes with the namespace.
+        """
         meta = obj["metadata"]
-        result = self.resource(obj["apiVersion"], obj["kind"]).server_side_apply(
-            body=obj,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-        )
+        try:
+            result = self.resource(obj["apiVersion"], obj["kind"]).server_side_apply(
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except ForbiddenError as error:
+            if "NamespaceTerminating" in str(error.body):
+                return None
+            raise
         applied: dict[str, Any] = result.to_dict()
         return applied
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
 from pydantic import ValidationError
 
 from modelfleet.api.types import ModelDeploymentSpec
@@ -34,6 +33,7 @@ from modelfleet.simulate.metrics import Result
 from modelfleet.simulate.policies import KUBEAI_TARGET_REQUESTS
 from modelfleet.simulate.runner import POLICIES, Setup, ratios, run_policies
 from modelfleet.simulate.trace import TraceError, TraceRequest, read_trace
+from modelfleet.yaml_files import read_documents
 
 
 class SimulateInputError(ValueError):
@@ -185,13 +185,9 @@ def load_deployment(
 ) -> Deployment:
     """The ModelDeployment in `path` and its placement, planned as `modelfleet plan --all-gpus`."""
     try:
-        docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
-    except OSError as error:
-        raise SimulateInputError([f"{path}: {error.strerror or error}"]) from error
-    except yaml.YAMLError as error:
-        raise SimulateInputError([f"{path}: not valid YAML: {error}"]) from error
-    except UnicodeDecodeError as error:
-        raise SimulateInputError([f"{path}: not a text file ({error.reason})"]) from error
+        docs = read_documents(path)
+    except PlanInputError as error:
+        raise SimulateInputError(error.errors) from error
     manifests = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == "ModelDeployment"]
     if not manifests:
         raise SimulateInputError([f"{path}: no ModelDeployment found"])
