@@ -113,8 +113,7 @@ def _burst(kubeconfig: Path) -> None:
             found: dict[str, Any] = md.get("status") or {}
             return found
 
-        def line(prefix: str) -> str:
-            now = status()
+        def line(prefix: str, now: dict[str, Any]) -> str:
             return (
                 f"{prefix} replicas desired {now.get('desiredReplicas')}, ready "
                 f"{now.get('readyReplicas')}; last scale: {now.get('lastScaleReason') or '-'}"
@@ -126,7 +125,8 @@ def _burst(kubeconfig: Path) -> None:
             _say(
                 line(
                     f"[{report['elapsedSeconds']:5.0f}s] load: {report['inFlight']} in flight, "
-                    f"{report['ok']} done, p95 TTFT {p95};"
+                    f"{report['ok']} done, p95 TTFT {p95};",
+                    status(),
                 )
             )
 
@@ -143,8 +143,9 @@ def _burst(kubeconfig: Path) -> None:
         _say("no load now: the autoscaler removes replicas after the sample's 60 s window")
         deadline = time.monotonic() + SCALE_DOWN_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            _say(line("[idle]"))
-            if status().get("desiredReplicas") == 1 and status().get("readyReplicas") == 1:
+            now = status()
+            _say(line("[idle]", now))
+            if now.get("desiredReplicas") == 1 and now.get("readyReplicas") == 1:
                 return
             time.sleep(10)
         _say(f"still above 1 replica after {SCALE_DOWN_TIMEOUT_SECONDS}s: see the operator log")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from modelfleet.render.children import OWNER_LABEL
 from modelfleet.render.engines import ENGINE_PORT
 from modelfleet.sim.engine import openai
 from modelfleet.sim.engine.pods import servable
+from modelfleet.simulate.metrics import percentile as nearest_rank
 
 DRAIN_SECONDS = 120.0  # default: after the duration, in-flight requests get this long to finish
 
@@ -97,9 +97,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile (None for no values), rounded to the millisecond."""
     if not values:
         return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return round(ordered[rank - 1], 3)
+    return round(nearest_rank(sorted(values), p / 100), 3)
 
 
 def progress_line(report: dict[str, Any]) -> str:
