@@ -7,6 +7,7 @@ the policy holds rather than scale down on missing data.
 
 from __future__ import annotations
 
+import math
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -26,28 +27,39 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def parse_load(text: str, metrics: EngineMetrics) -> PodLoad | None:
-    """Sum the engine's gauges over label sets (one engine may serve several model names).
+    """One pod's load from its engine's /metrics text.
 
-    None when the queue or running gauge is missing or the text is not Prometheus format. A
-    missing KV gauge counts as 0 (some llama.cpp builds dropped it): queue and running still
-    drive the policy.
+    A pod can expose several label sets of a gauge: data-parallel ranks (vLLM's `engine`
+    label), several engines, or one series per served model name. Queue and running count
+    disjoint requests, so they add up. KV-cache usage is a fraction of one rank's own cache, so
+    it is averaged, each rank clamped to 0-1 first: the ranks of a pod serve the same model on
+    the same GPU type with the same memory share, so their caches are equal and the mean is the
+    pod's used/total. (Summing, as before, read two half-full ranks as one full pod and
+    over-scaled.) None when the queue or running gauge is missing or the text is not Prometheus
+    format. A missing KV gauge counts as 0 (some llama.cpp builds dropped it): queue and
+    running still drive the policy. A NaN gauge stays NaN, so the policy counts the pod unknown.
     """
     try:
-        values: dict[str, float] = {}
+        samples: dict[str, list[float]] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+                samples.setdefault(sample.name, []).append(float(sample.value))
     except (ValueError, TypeError):
         return None
-    if metrics.waiting not in values or metrics.running not in values:
+    if metrics.waiting not in samples or metrics.running not in samples:
         return None
     kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
-    kv = next((values[name] for name in kv_names if name in values), 0.0)
+    ranks = next((samples[name] for name in kv_names if name in samples), [0.0])
     return PodLoad(
-        waiting=values[metrics.waiting],
-        running=values[metrics.running],
-        kv_usage=min(max(kv, 0.0), 1.0),
+        waiting=sum(samples[metrics.waiting]),
+        running=sum(samples[metrics.running]),
+        kv_usage=sum(_fraction(value) for value in ranks) / len(ranks),
     )
+
+
+def _fraction(value: float) -> float:
+    """Clamped to 0-1; NaN passes through (min/max would keep or drop it by argument order)."""
+    return value if math.isnan(value) else min(max(value, 0.0), 1.0)
 
 
 def metrics_url(pod_ip: str, engine: EngineProfile) -> str:

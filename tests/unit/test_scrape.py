@@ -1,5 +1,6 @@
 """Engine load parsed from Prometheus text, per engine; bad or partial answers are unknown."""
 
+import math
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -39,6 +40,20 @@ llamacpp:requests_processing 1
 """
 
 
+def ranks(engine: str, *loads: tuple[float, float, float], label: str = "engine") -> str:
+    """/metrics of one pod whose engine runs one label set per rank (data parallel)."""
+    names = profile(engine).metrics
+    lines = []
+    for rank, (waiting, running, kv) in enumerate(loads):
+        labels = f'{{model_name="m",{label}="{rank}"}}'
+        lines += [
+            f"{names.waiting}{labels} {waiting}",
+            f"{names.running}{labels} {running}",
+            f"{names.kv_cache_usage}{labels} {kv}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 @pytest.mark.parametrize(
     ("engine", "text", "expected"),
     [
@@ -58,10 +73,75 @@ llamacpp:requests_processing 1
             PodLoad(1.0, 2.0, 1.0),
             id="kv-clamped",
         ),
+        # Data-parallel ranks: counts add up, KV use is the mean of equal-sized caches.
+        pytest.param(
+            "vllm",
+            ranks("vllm", (3, 5, 0.2), (1, 7, 0.6)),
+            PodLoad(4.0, 12.0, 0.4),
+            id="vllm-dp2-kv-averaged",
+        ),
+        pytest.param(
+            "vllm",
+            ranks("vllm", (0, 4, 0.7), (0, 4, 0.7)),
+            PodLoad(0.0, 8.0, 0.7),
+            id="vllm-dp2-at-target-is-not-full",
+        ),
+        pytest.param(
+            "vllm",
+            ranks("vllm", (2, 9, 1.0), (0, 0, 0.0)),
+            PodLoad(2.0, 9.0, 0.5),
+            id="vllm-dp2-one-full-one-idle",
+        ),
+        pytest.param(
+            "vllm",
+            ranks("vllm", *[(1, 2, 0.25)] * 4),
+            PodLoad(4.0, 8.0, 0.25),
+            id="vllm-dp4",
+        ),
+        pytest.param(
+            "vllm",
+            ranks("vllm", (0, 1, 0.2), (0, 1, 0.6)).replace("kv_cache", "gpu_cache"),
+            PodLoad(0.0, 2.0, 0.4),
+            id="vllm-dp2-old-kv-name",
+        ),
+        pytest.param(
+            "vllm",
+            ranks("vllm", (0, 1, 1.7), (0, 1, 0.1)),
+            PodLoad(0.0, 2.0, 0.55),
+            id="rank-clamped-before-averaging",
+        ),
+        pytest.param(
+            "vllm",
+            ranks("vllm", (0, 1, -0.2), (0, 1, 0.4)),
+            PodLoad(0.0, 2.0, 0.2),
+            id="negative-rank-clamped-to-zero",
+        ),
+        pytest.param(
+            "sglang",
+            ranks("sglang", (5, 3, 0.3), (1, 3, 0.5), label="dp_rank"),
+            PodLoad(6.0, 6.0, 0.4),
+            id="sglang-dp2",
+        ),
+        pytest.param(
+            "llamacpp",
+            ranks("llamacpp", (1, 1, 0.9), (0, 1, 0.1), label="slot_group"),
+            PodLoad(1.0, 2.0, 0.5),
+            id="llamacpp-two-label-sets",
+        ),
     ],
 )
 def test_parse_load(engine: str, text: str, expected: PodLoad | None) -> None:
-    assert parse_load(text, profile(engine).metrics) == expected
+    load = parse_load(text, profile(engine).metrics)
+    if expected is None or load is None:
+        assert load == expected
+    else:
+        assert (load.waiting, load.running) == (expected.waiting, expected.running)
+        assert load.kv_usage == pytest.approx(expected.kv_usage)
+
+
+def test_a_nan_rank_leaves_the_pod_unknown_to_the_policy() -> None:
+    load = parse_load(ranks("vllm", (0, 1, float("nan")), (0, 1, 0.5)), profile("vllm").metrics)
+    assert load is not None and math.isnan(load.kv_usage)
 
 
 class _Metrics(BaseHTTPRequestHandler):
