@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
         "{NVIDIA-L4: 0.55, NVIDIA-H200: {onDemand: 3.5, spot: 2.1}} "
         "(default: $MODELFLEET_PRICES_FILE, else the catalog's prices)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("MODELFLEET_METRICS_PORT") or 8080),
+        metavar="PORT",
+        help="serve /healthz (liveness: the leader-election loop runs) and /metrics on this "
+        "port (default: $MODELFLEET_METRICS_PORT, else 8080)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="address to serve /healthz and /metrics on (default 0.0.0.0)",
+    )
     run.set_defaults(func=_run_operator)
 
     crds = commands.add_parser(
@@ -61,7 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_operator(args: argparse.Namespace) -> int:
     from modelfleet.handlers.main import run_operator
 
-    return run_operator(namespaces=args.namespace, verbose=args.verbose, prices=args.prices)
+    return run_operator(
+        namespaces=args.namespace,
+        verbose=args.verbose,
+        prices=args.prices,
+        metrics_address=args.metrics_address,
+        metrics_port=args.metrics_port,
+    )
 
 
 def _print_crds(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -59,17 +60,30 @@ def run_operator(
     kubeconfig: Path, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`modelfleet run` as a subprocess, as in production; its log is printed on failure."""
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "MODELFLEET_RESYNC_SECONDS": "2",
-        **(extra_env or {}),
-    }
+    env = {**operator_env(kubeconfig), **(extra_env or {})}
     process = start_modelfleet(["run"], log_path, env)
     try:
         yield process
     finally:
         terminate(process)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now: several operators run side by side in tests."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def operator_env(kubeconfig: Path) -> dict[str, str]:
+    """The environment of a test operator: fast resync, its own /healthz and /metrics port."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "MODELFLEET_RESYNC_SECONDS": "2",
+        "MODELFLEET_METRICS_PORT": str(free_port()),
+    }
 
 
 def start_modelfleet(
@@ -103,8 +117,7 @@ class OperatorProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MODELFLEET_RESYNC_SECONDS": "2"}
-        self._process = start_modelfleet(["run"], self.log_path, env)
+        self._process = start_modelfleet(["run"], self.log_path, operator_env(self.kubeconfig))
 
     def stop(self) -> None:
         if self._process is not None:

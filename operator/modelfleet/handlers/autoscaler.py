@@ -2,16 +2,17 @@
 
 Every autoscaling.intervalSeconds it scrapes the ready pods' /metrics, asks the pure policy for
 a count and, when that changes, records it in status (desiredReplicas, lastScaleTime, reason, an
-Event) and reconciles, which sizes the Deployment from status. Only the leader-lease holder
-acts; its policy state lives in memory, so a restarted or newly elected instance starts fresh,
-and the policy never scales down before it has watched a whole scale-down window.
+Event) and reconciles, which sizes the Deployment from status. Only the leader runs handlers at
+all (modelfleet.handlers.main); the policy state lives in memory, so a restarted or newly
+elected instance starts fresh, and the policy never scales down before it has watched a whole
+scale-down window.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -19,8 +20,9 @@ from pydantic import ValidationError
 from modelfleet.api.types import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelDeployment
 from modelfleet.autoscale.count import replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Limits, LoadSample, decide
-from modelfleet.handlers.modeldeployment import reconcile, record_scale
-from modelfleet.kube.client import Kube
+from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
+from modelfleet.kube.client import Kube, NotLeader
+from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import selector_string
 from modelfleet.render.engines import profile
 from modelfleet.scrape import scrape_loads
@@ -32,31 +34,51 @@ log = logging.getLogger(__name__)
 @kopf.daemon(
     GROUP, VERSION, PLURAL, field="spec.maxReplicas", value=kopf.PRESENT, cancellation_timeout=10
 )
-def autoscale(
+async def autoscale(
     stopped: kopf.DaemonStopped, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
-    namespace = namespace or "default"
+    """An asyncio task per autoscaled deployment: it sleeps in the event loop, and its scrape
+    and writes take a pooled thread only under the object's lock, like every other handler."""
+    key = (namespace or "default", name)
     state: AutoscalerState | None = None
     while not stopped:
-        interval = 10.0
-        body = memo.kube.get(API_VERSION, KIND, name, namespace)
-        if body is None:
-            return
+        started = time.monotonic()
         try:
-            md = ModelDeployment.from_body(body)
-        except ValidationError:
-            md = None  # reconcile reports it
-        if md is not None and md.spec.max_replicas is not None:
-            interval = md.spec.autoscaling_or_default.interval_seconds
-            # What we saw before losing the lease is stale when we regain it: forget it.
-            state = step(memo.kube, md, memo, state) if memo.lease.held else None
-        stopped.wait(interval)
+            state, interval = await serial.run(key, tick, memo.kube, *key, memo.prices, state)
+        except NotLeader:
+            state, interval = None, DEFAULT_INTERVAL  # forget what we saw: stale when we lead
+        except Exception as error:  # one failed interval (API down, a bug) must not end the daemon
+            log.warning("%s/%s: autoscaler interval failed: %s", *key, error)
+            interval = DEFAULT_INTERVAL
+        if interval is None:
+            return  # the ModelDeployment is gone
+        await stopped.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+DEFAULT_INTERVAL = 10.0
+
+
+def tick(
+    kube: Kube, namespace: str, name: str, prices: PriceSheet, state: AutoscalerState | None
+) -> tuple[AutoscalerState | None, float | None]:
+    """One interval on a fresh read: the state to carry, and seconds to the next (None: gone)."""
+    body = kube.get(API_VERSION, KIND, name, namespace)
+    if body is None:
+        return None, None
+    try:
+        md = ModelDeployment.from_body(body)
+    except ValidationError:
+        return state, DEFAULT_INTERVAL  # reconcile reports it
+    if md.spec.max_replicas is None:
+        return None, DEFAULT_INTERVAL
+    interval = float(md.spec.autoscaling_or_default.interval_seconds)
+    return step(kube, md, prices, state), interval
 
 
 def step(
     kube: Kube,
     md: ModelDeployment,
-    memo: kopf.Memo,
+    prices: PriceSheet,
     state: AutoscalerState | None,
 ) -> AutoscalerState | None:
     """One observation and decision; returns the policy state to carry to the next."""
@@ -71,13 +93,9 @@ def step(
     )
     if decision.changed:
         log.info("%s/%s: %s", md.metadata.namespace, md.metadata.name, decision.reason)
-        if record_scale(
-            kube, md.metadata.namespace, md.metadata.name, decision.replicas, decision.reason
-        ):
-            fresh = kube.get(API_VERSION, KIND, md.metadata.name, md.metadata.namespace)
-            if fresh is not None:
-                body = kopf.Body(cast(kopf.RawBody, fresh))
-                reconcile(kube, body, memo.prices, raise_on_invalid=False)
+        namespace, name = md.metadata.namespace, md.metadata.name
+        if record_scale(kube, namespace, name, decision.replicas, decision.reason):
+            reconcile(kube, namespace, name, prices, raise_on_invalid=False)
     return decision.state
 
 

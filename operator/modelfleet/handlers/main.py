@@ -1,10 +1,11 @@
-"""Operator start-up: kopf settings, the API client, and `modelfleet run`."""
+"""Operator start-up: endpoints, leader election, kopf settings, and `modelfleet run`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import signal
 import socket
 import uuid
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 import kopf
 import yaml
 
-from modelfleet.handlers import autoscaler, modeldeployment  # noqa: F401  (registers handlers)
+from modelfleet.handlers import autoscaler, endpoints, modeldeployment  # noqa: F401 (registers)
 from modelfleet.kube.client import Kube, load_api_client
-from modelfleet.kube.lease import LeaderLease
+from modelfleet.kube.lease import LeaderElector
 from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_overrides
 
 ANNOTATION_PREFIX = "modelfleet.dev"
@@ -24,9 +25,13 @@ PRICES_ENV = "MODELFLEET_PRICES_FILE"
 NAMESPACE_ENV = "MODELFLEET_NAMESPACE"
 LEASE_NAME = "modelfleet-autoscaler"
 
+log = logging.getLogger(__name__)
+
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    if "kube" not in memo:
+        raise SystemExit("start the operator with `modelfleet run` (it elects a leader first)")
     # Keep kopf's bookkeeping in annotations: our status schema holds only our own fields.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
@@ -37,19 +42,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # kopf posts an Event for every handler run by default; keep only warnings and errors.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    memo.kube = Kube(load_api_client())
-    if "prices" not in memo:  # `kopf run -m modelfleet.handlers` comes without run_operator
-        memo.prices = load_price_sheet(os.environ.get(PRICES_ENV))
-    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    namespace = os.environ.get(NAMESPACE_ENV) or "default"
-    memo.lease = LeaderLease(memo.kube, namespace, LEASE_NAME, identity)
-    memo.lease.start()
-
-
-@kopf.on.cleanup()
-def release_lease(memo: kopf.Memo, **_: Any) -> None:
-    if "lease" in memo:
-        memo.lease.stop()
 
 
 def load_price_sheet(path: str | None) -> PriceSheet:
@@ -70,16 +62,64 @@ def load_price_sheet(path: str | None) -> PriceSheet:
         raise SystemExit("invalid price overrides:\n  " + "\n  ".join(error.errors)) from error
 
 
-def run_operator(namespaces: list[str], verbose: bool = False, prices: str | None = None) -> int:
-    """Run until interrupted; without namespaces, watch the whole cluster."""
+def run_operator(
+    namespaces: list[str],
+    verbose: bool = False,
+    prices: str | None = None,
+    metrics_address: str = "0.0.0.0",
+    metrics_port: int = 8080,
+) -> int:
+    """Serve /healthz and /metrics, win the leader lease, then run kopf until told to stop.
+
+    Without namespaces, watch the whole cluster. Exits 1 if leadership is lost (the API server
+    unreachable for the renew deadline, or another instance took over): the container restarts
+    and campaigns again, as controller-runtime's managers do.
+    """
     sheet = load_price_sheet(prices or os.environ.get(PRICES_ENV))
     kopf.configure(verbose=verbose)
-    asyncio.run(
-        kopf.operator(
+    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    namespace = os.environ.get(NAMESPACE_ENV) or "default"
+    api_client = load_api_client()
+    elector = LeaderElector(Kube(api_client), namespace, LEASE_NAME, identity)
+    kube = Kube(api_client, may_write=lambda: elector.held)
+    return asyncio.run(
+        _lead_then_operate(elector, kube, sheet, namespaces, (metrics_address, metrics_port))
+    )
+
+
+async def _lead_then_operate(
+    elector: LeaderElector,
+    kube: Kube,
+    prices: PriceSheet,
+    namespaces: list[str],
+    listen: tuple[str, int],
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    lost = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)  # kopf installs its own once it runs
+
+    def on_lost() -> None:
+        loop.call_soon_threadsafe(lost.set)
+        loop.call_soon_threadsafe(stop.set)
+
+    runner = await endpoints.serve(elector, *listen)
+    elector.start(on_lost=on_lost)
+    try:
+        log.info("%s campaigning for the leader lease", elector.identity)
+        while not elector.held and not stop.is_set():
+            await asyncio.wait([asyncio.create_task(stop.wait())], timeout=0.2)
+        if stop.is_set():
+            return 0
+        await kopf.operator(
             standalone=True,
             namespaces=namespaces,
             clusterwide=not namespaces,
-            memo=kopf.Memo(prices=sheet),
+            memo=kopf.Memo(prices=prices, kube=kube, lease=elector),
+            stop_flag=stop,
         )
-    )
-    return 0
+    finally:
+        await asyncio.to_thread(elector.stop)
+        await runner.cleanup()
+    return 1 if lost.is_set() else 0

@@ -7,15 +7,14 @@ seconds instead of a timer period.
 
 from __future__ import annotations
 
+import logging
 import os
-import threading
-from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes.dynamic.exceptions import DynamicApiError
+from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError
 from pydantic import ValidationError
 
 from modelfleet.api.errors import describe
@@ -30,6 +29,7 @@ from modelfleet.api.types import (
     PlacementStatus,
     own_status,
 )
+from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube
 from modelfleet.plan.deployment import plan_deployment
 from modelfleet.plan.inventory import Inventory, parse_inventory
@@ -50,6 +50,8 @@ from modelfleet.status import (
     unplaceable,
 )
 
+log = logging.getLogger(__name__)
+
 
 def _resync_seconds() -> float:
     """Timer period; kopf needs it when the handlers are registered, so it comes from the env."""
@@ -69,40 +71,72 @@ CHILD_LABELS: Mapping[str, Any] = {
     OWNER_LABEL: kopf.PRESENT,
 }
 
-# One status writer per ModelDeployment at a time: child events and reconciles race otherwise.
-_status_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+# Every handler below runs its work through this: one piece of work per object at a time.
+serial = PerObject()
+# A status write that lost a race re-reads and recomputes; beyond this, the next event does.
+WRITE_ATTEMPTS = 3
+
+
+def _key(body: kopf.Body) -> tuple[str, str]:
+    return str(body.metadata.namespace), str(body.metadata.name)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(memo.kube, body, memo.prices, raise_on_invalid=True)
+async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await serial.run(
+        _key(body), reconcile, memo.kube, *_key(body), memo.prices, raise_on_invalid=True
+    )
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(memo.kube, body, memo.prices, raise_on_invalid=False)
+async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await serial.run(
+        _key(body), reconcile, memo.kube, *_key(body), memo.prices, raise_on_invalid=False
+    )
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-def forget(body: kopf.Body, **_: Any) -> None:
-    """Owner references collect the children; only the status lock is ours to drop.
+async def forget(body: kopf.Body, **_: Any) -> None:
+    """Owner references collect the children; only the object's lock is ours to drop.
 
     optional=True: kopf adds no finalizer for it, so deletion never waits for the operator.
     """
-    _status_locks.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
+    serial.forget(_key(body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
-def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    owner = body.metadata.labels[OWNER_LABEL]
-    refresh_status(memo.kube, str(body.metadata.namespace), owner)
+async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    key = (str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL]))
+    await serial.refresh(key, refresh_status, memo.kube, *key)
 
 
-def reconcile(kube: Kube, body: kopf.Body, prices: PriceSheet, *, raise_on_invalid: bool) -> None:
-    """Place the model, make the children match, then report how far reality is from it."""
+def reconcile(
+    kube: Kube, namespace: str, name: str, prices: PriceSheet, *, raise_on_invalid: bool
+) -> None:
+    """Place the model, make the children match, then report how far reality is from it.
+
+    Reads the object afresh (the caller holds its lock), so the newest spec is the one applied;
+    the status is written over exactly the version it was computed from.
+    """
+    for _attempt in range(WRITE_ATTEMPTS):
+        body = kube.get(API_VERSION, KIND, name, namespace)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        try:
+            _reconcile_once(kube, body, prices, raise_on_invalid=raise_on_invalid)
+            return
+        except ConflictError:
+            continue  # the object changed while we worked: read it again
+    raise kopf.TemporaryError("the ModelDeployment kept changing; reconciling again", delay=2)
+
+
+def _reconcile_once(
+    kube: Kube, body: dict[str, Any], prices: PriceSheet, *, raise_on_invalid: bool
+) -> None:
+    """One pass over one version of the object (ConflictError if it changed meanwhile)."""
     try:
         md = ModelDeployment.from_body(body)
     except ValidationError as error:
@@ -115,7 +149,7 @@ def reconcile(kube: Kube, body: kopf.Body, prices: PriceSheet, *, raise_on_inval
         return
     if isinstance(decision, str):
         # Not permanent: nodes may be added; the periodic reconcile plans again.
-        _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", raise_on_invalid=False)
+        _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", False)
         return
     try:
         for child in children(md, decision):
@@ -123,7 +157,7 @@ def reconcile(kube: Kube, body: kopf.Body, prices: PriceSheet, *, raise_on_inval
                 return  # the namespace (and this ModelDeployment with it) is being deleted
     except DynamicApiError as error:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
-    refresh_status(kube, md.metadata.namespace, md.metadata.name, decision, md.metadata.generation)
+    _write_status(kube, body, md, decision, md.metadata.generation)
 
 
 def _inventory(kube: Kube, md: ModelDeployment) -> Inventory:
@@ -140,18 +174,12 @@ def _inventory(kube: Kube, md: ModelDeployment) -> Inventory:
     return parse_inventory(kube.list("v1", "Node"), pods)
 
 
-def refresh_status(
-    kube: Kube,
-    namespace: str,
-    name: str,
-    placement: PlacementStatus | None = None,
-    generation: int | None = None,
-) -> None:
+def refresh_status(kube: Kube, namespace: str, name: str) -> None:
     """Recompute the status from the children and write it if it changed.
 
-    Between reconciles (child events) the placement and generation of the last reconcile hold.
+    Between reconciles the placement and generation of the last reconcile hold.
     """
-    with _status_locks[(namespace, name)]:
+    for _attempt in range(WRITE_ATTEMPTS):
         body = kube.get(API_VERSION, KIND, name, namespace)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
@@ -159,42 +187,59 @@ def refresh_status(
             md = ModelDeployment.from_body(body)
         except ValidationError:
             return  # reconcile reports invalid specs; there is nothing to observe
-        if placement is None:
-            if unplaceable(md):
-                return  # the last reconcile's verdict stands until the spec or cluster changes
-            placement, generation = md.status.placement, md.status.observed_generation
-        if placement is None:
-            return  # not placed yet: the reconcile reports
-        observed = _observe(kube, md)
-        desired = compute_status(md, observed, placement, generation, now=_now())
-        if _write_if_changed(kube, md.status, desired, namespace, name):
-            _announce(body, md.status, desired)
+        placement = md.status.placement
+        if placement is None or unplaceable(md):
+            return  # not placed, or the last reconcile's verdict stands until something changes
+        try:
+            _write_status(kube, body, md, placement, md.status.observed_generation)
+            return
+        except ConflictError:
+            continue  # changed under us: read it again
+    log.info("%s/%s kept changing; the next event refreshes its status", namespace, name)
 
 
 def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: str) -> bool:
-    """The autoscaler's decision into status, with an Event; False if nothing was written."""
-    with _status_locks[(namespace, name)]:
-        body = kube.get(API_VERSION, KIND, name, namespace)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            return False
-        try:
-            md = ModelDeployment.from_body(body)
-        except ValidationError:
-            return False
-        desired = md.status.model_copy(
-            update={
-                "desired_replicas": replicas,
-                "last_scale_time": _now(),
-                "last_scale_reason": reason,
-                "seen_spec_replicas": md.spec.replicas
-                if md.status.seen_spec_replicas is None
-                else md.status.seen_spec_replicas,
-            }
-        )
-        if not _write_if_changed(kube, md.status, desired, namespace, name):
-            return False
+    """The autoscaler's decision into status, with an Event; False if nothing was written.
+
+    Written over the version read here, so a decision never lands on a spec it did not see.
+    """
+    body = kube.get(API_VERSION, KIND, name, namespace)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    try:
+        md = ModelDeployment.from_body(body)
+    except ValidationError:
+        return False
+    desired = md.status.model_copy(
+        update={
+            "desired_replicas": replicas,
+            "last_scale_time": _now(),
+            "last_scale_reason": reason,
+            "seen_spec_replicas": md.spec.replicas
+            if md.status.seen_spec_replicas is None
+            else md.status.seen_spec_replicas,
+        }
+    )
+    try:
+        written = _write_if_changed(kube, body, md.status, desired)
+    except ConflictError:
+        return False  # the object moved on; the next interval decides again on what it is now
+    if written:
         _announce(body, md.status, desired)
-        return True
+    return written
+
+
+def _write_status(
+    kube: Kube,
+    body: dict[str, Any],
+    md: ModelDeployment,
+    placement: PlacementStatus,
+    generation: int | None,
+) -> None:
+    observed = _observe(kube, md)
+    desired = compute_status(md, observed, placement, generation, now=_now())
+    if _write_if_changed(kube, body, md.status, desired):
+        _announce(body, md.status, desired)
 
 
 def _announce(body: Any, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:
@@ -223,31 +268,32 @@ def _observe(kube: Kube, md: ModelDeployment) -> Observed:
 
 
 def _report_unplaceable(
-    kube: Kube, body: kopf.Body, message: str, reason: str, raise_on_invalid: bool
+    kube: Kube, body: dict[str, Any], message: str, reason: str, raise_on_invalid: bool
 ) -> None:
-    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-    with _status_locks[(namespace, name)]:
-        previous = ModelDeploymentStatus.model_validate(own_status(body.get("status")))
-        generation = int(body.metadata.get("generation") or 0)
-        desired = invalid_spec_status(generation, previous, message, now=_now(), reason=reason)
-        if _write_if_changed(kube, previous, desired, namespace, name):
-            _announce(body, previous, desired)
+    previous = ModelDeploymentStatus.model_validate(own_status(body.get("status")))
+    generation = int((body.get("metadata") or {}).get("generation") or 0)
+    desired = invalid_spec_status(generation, previous, message, now=_now(), reason=reason)
+    if _write_if_changed(kube, body, previous, desired):
+        _announce(body, previous, desired)
     if raise_on_invalid:
         raise kopf.PermanentError(f"{reason}: {message}")
 
 
 def _write_if_changed(
     kube: Kube,
+    body: dict[str, Any],
     previous: ModelDeploymentStatus,
     desired: ModelDeploymentStatus,
-    namespace: str,
-    name: str,
 ) -> bool:
+    """Write the status if it differs, over the resourceVersion of `body` (ConflictError)."""
     before = previous.model_dump(by_alias=True, exclude_none=True, mode="json")
     after = desired.model_dump(by_alias=True, exclude_none=True, mode="json")
     if before == after:
         return False
-    return kube.apply_model_deployment_status(namespace, name, after)
+    meta = body.get("metadata") or {}
+    return kube.apply_model_deployment_status(
+        str(meta.get("namespace")), str(meta.get("name")), after, str(meta.get("resourceVersion"))
+    )
 
 
 def _now() -> str:

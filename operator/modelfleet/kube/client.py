@@ -8,6 +8,7 @@ conflicts on the way are expected in a level-based operator and are not errors.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import config
@@ -34,12 +35,27 @@ def load_api_client(kubeconfig: str | None = None) -> ApiClient:
     return ApiClient()
 
 
-class Kube:
-    """Typed-enough access to the few resources modelfleet reads and writes."""
+class NotLeader(RuntimeError):
+    """A write was refused because this instance does not hold the leader lease (any more)."""
 
-    def __init__(self, api_client: ApiClient) -> None:
+
+class Kube:
+    """Typed-enough access to the few resources modelfleet reads and writes.
+
+    may_write is asked before every write: an instance that is not (or no longer) the leader
+    never writes, even from work that started while it led.
+    """
+
+    def __init__(
+        self, api_client: ApiClient, may_write: Callable[[], bool] = lambda: True
+    ) -> None:
         self._dynamic = DynamicClient(api_client)
         self._resources: dict[tuple[str, str], Resource] = {}
+        self.may_write = may_write
+
+    def _check_leader(self) -> None:
+        if not self.may_write():
+            raise NotLeader("not the leader: writes are refused")
 
     def resource(self, api_version: str, kind: str) -> Resource:
         key = (api_version, kind)
@@ -53,6 +69,7 @@ class Kube:
         None when its namespace is being deleted: the API server refuses new objects there, and
         whatever asked for them goes with the namespace.
         """
+        self._check_leader()
         meta = obj["metadata"]
         try:
             result = self.resource(obj["apiVersion"], obj["kind"]).server_side_apply(
@@ -94,13 +111,18 @@ class Kube:
         return items
 
     def apply_model_deployment_status(
-        self, namespace: str, name: str, status: dict[str, Any]
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str
     ) -> bool:
-        """Write our status fields; False when the ModelDeployment is already gone."""
+        """Write our status fields over exactly the object version they were computed from.
+
+        False when the ModelDeployment is gone; ConflictError (409) when it changed since: the
+        caller recomputes from a fresh read instead of overwriting newer facts with older ones.
+        """
+        self._check_leader()
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
             "status": status,
         }
         try:
