@@ -2,11 +2,14 @@
 
 from typing import Any
 
+import pytest
+
 from modelfleet.api.types import PlacementStatus
 from modelfleet.catalog.gpus import default_gpus
-from modelfleet.plan.deployment import plan_deployment
+from modelfleet.plan.deployment import plan_deployment, request_digest
 from modelfleet.plan.inventory import Inventory, hypothetical_inventory
 from modelfleet.plan.prices import PriceSheet
+from modelfleet.plan.request import request_from_manifest
 from tests.architectures import PHI_4
 from tests.unit.factories import model_deployment
 
@@ -52,30 +55,67 @@ def test_pins_are_honoured() -> None:
     assert (chosen.gpu_product, chosen.gpus_per_replica) == ("NVIDIA-H100-80GB-HBM3", 2)
 
 
-def test_a_running_deployment_keeps_its_placement_while_the_spec_is_unchanged() -> None:
-    earlier = {
+SERVING_SPEC = {
+    "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+    "gpu": {"product": "auto"},
+    "maxContextLength": 32768,
+}
+
+
+def _earlier(spec: dict[str, Any]) -> dict[str, Any]:
+    """Status of a deployment placed on an A100 (when the L4s were full) for `spec`."""
+    digest = request_digest(request_from_manifest({"spec": spec}))
+    return {
         "observedGeneration": 3,
         "placement": {
             "gpuProduct": "NVIDIA-A100-SXM4-80GB",
             "gpusPerReplica": 1,
             "tensorParallel": 1,
             "message": "1x A100-80GB: L4 was full",
+            "specHash": digest,
         },
     }
-    spec = {
-        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
-        "gpu": {"product": "auto"},
-        "maxContextLength": 32768,
-    }
-    kept = decide(generation=3, status=earlier, **spec)
-    assert isinstance(kept, PlacementStatus)
-    assert (kept.gpu_product, kept.message) == (
-        "NVIDIA-A100-SXM4-80GB",
-        "1x A100-80GB: L4 was full",
+
+
+@pytest.mark.parametrize(
+    ("change", "generation", "expected"),
+    [
+        # unchanged spec, even after a resync at a newer generation: stay where it runs
+        ({}, 3, "NVIDIA-A100-SXM4-80GB"),
+        ({}, 4, "NVIDIA-A100-SXM4-80GB"),
+        # a replica count is no reason to move GPUs
+        ({"replicas": 3}, 4, "NVIDIA-A100-SXM4-80GB"),
+        # a field the planner reads: planned afresh (the L4s are free now)
+        ({"maxContextLength": 16384}, 4, "NVIDIA-L4"),
+        ({"kvCacheDtype": "fp8"}, 4, "NVIDIA-L4"),
+        # a pin on GPUs this cluster lacks: never the old GPUs (issue 9, item 2)
+        ({"gpu": {"product": "Tesla-T4", "count": 2}}, 4, None),
+        ({"gpu": {"product": "Tesla-T4", "count": 2}}, 3, None),
+    ],
+)
+def test_a_placement_is_reused_only_for_the_request_that_produced_it(
+    change: dict[str, Any], generation: int, expected: str | None
+) -> None:
+    earlier = _earlier(SERVING_SPEC)
+    decision = decide(generation=generation, status=earlier, **{**SERVING_SPEC, **change})
+    if expected is None:
+        assert isinstance(decision, str), decision
+        return
+    assert isinstance(decision, PlacementStatus)
+    assert decision.gpu_product == expected
+    assert decision.spec_hash == request_digest(
+        request_from_manifest({"spec": {**SERVING_SPEC, **change}})
     )
-    replanned = decide(generation=4, status=earlier, **spec)
-    assert isinstance(replanned, PlacementStatus)
-    assert replanned.gpu_product == "NVIDIA-L4"
+    if expected == "NVIDIA-A100-SXM4-80GB":
+        assert decision.message == "1x A100-80GB: L4 was full"  # the original reason stands
+
+
+def test_a_placement_without_a_digest_is_planned_afresh() -> None:
+    earlier = _earlier(SERVING_SPEC)
+    del earlier["placement"]["specHash"]
+    decision = decide(generation=3, status=earlier, **SERVING_SPEC)
+    assert isinstance(decision, PlacementStatus)
+    assert decision.gpu_product == "NVIDIA-L4"
 
 
 def test_an_unknown_model_runs_where_it_is_pinned_without_a_memory_check() -> None:

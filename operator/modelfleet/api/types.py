@@ -632,6 +632,14 @@ class PlacementStatus(_Model):
         Field(alias="hourlyCostPerReplica", description="USD per replica-hour."),
     ] = None
     message: Annotated[str, Field(description="Why this placement, in one line.")] = ""
+    spec_hash: Annotated[
+        str | None,
+        Field(
+            alias="specHash",
+            description="Digest of the spec fields this placement was planned for; a spec "
+            "with other values is planned afresh.",
+        ),
+    ] = None
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

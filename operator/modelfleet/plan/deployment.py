@@ -1,17 +1,21 @@
 """The placement of a ModelDeployment: its spec mapped onto the planner, kept stable over time.
 
-A running deployment keeps its GPUs while its spec is unchanged (the previous placement is pinned),
-so other workloads filling or freeing pools never make it migrate; a spec change re-plans.
+A running deployment keeps its GPUs while the spec fields the planner reads are unchanged (the
+previous placement is pinned), so other workloads filling or freeing pools never make it
+migrate, and a replica count change never moves it; any other spec re-plans. The placement
+carries the digest of the request it was planned for: it is reused for that request only.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from modelfleet.api.types import ModelDeployment, PlacementStatus
 from modelfleet.catalog.models import default_models
 from modelfleet.plan.inventory import Inventory
 from modelfleet.plan.planner import Placement, place
 from modelfleet.plan.prices import PriceSheet
-from modelfleet.plan.request import request_from_manifest
+from modelfleet.plan.request import PlacementRequest, request_from_manifest
 
 
 def plan_deployment(
@@ -20,15 +24,16 @@ def plan_deployment(
     """The placement to run with, or the reason there is none (raises PlanInputError)."""
     spec = md.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     request = request_from_manifest({"spec": spec})
+    digest = request_digest(request)
     previous = md.status.placement
-    keep = previous is not None and md.status.observed_generation == md.metadata.generation
+    keep = previous is not None and previous.spec_hash == digest
     if keep and previous is not None:
         request = request.model_copy(
             update={"gpu_product": previous.gpu_product, "gpu_count": previous.gpus_per_replica}
         )
     placement = place(request, inventory, prices)
     if placement.feasible:
-        chosen = _status_of(placement)
+        chosen = _status_of(placement).model_copy(update={"spec_hash": digest})
         if keep and previous is not None:
             # The pinned re-check confirms the fit; the reason for the choice is the original one.
             return chosen.model_copy(update={"message": previous.message})
@@ -45,8 +50,15 @@ def plan_deployment(
             message=f"{md.spec.model} is not in the catalog: running on the pinned "
             f"{count}x {md.spec.gpu.product} without a memory check (give spec.architecture "
             "for one)",
+            spec_hash=digest,
         )
     return placement.message
+
+
+def request_digest(request: PlacementRequest) -> str:
+    """Same request, same digest: its JSON (fields in declaration order), then SHA-256."""
+    canonical = request.model_dump_json(exclude_none=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _status_of(placement: Placement) -> PlacementStatus:
