@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +70,25 @@ def run_operator(
         terminate(process)
 
 
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
+def http_status(url: str) -> tuple[int, str]:
+    """Status and body of a GET to a local endpoint; (0, error) when nothing answers."""
+    try:
+        with _LOCAL.open(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError as error:
+        return 0, str(error)
+
+
+def http_get(url: str) -> str:
+    status, body = http_status(url)
+    return body if status == 200 else ""
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now: several operators run side by side in tests."""
     with socket.socket() as probe:
@@ -110,19 +131,40 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 class OperatorProcess:
-    """`modelfleet run` for the whole session, restartable: a test can stop and start it."""
+    """`modelfleet run` for the whole session, restartable: a test can stop, kill and start it."""
 
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.kubeconfig, self.log_path = kubeconfig, log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
 
     def start(self) -> None:
-        self._process = start_modelfleet(["run"], self.log_path, operator_env(self.kubeconfig))
+        env = operator_env(self.kubeconfig)
+        self.metrics_port = int(env["MODELFLEET_METRICS_PORT"])
+        self._process = start_modelfleet(["run"], self.log_path, env)
 
     def stop(self) -> None:
         if self._process is not None:
             terminate(self._process)
             self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, the lease is not released, work in flight is cut off."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def metrics(self) -> str:
+        """The text of its /metrics ('' while it does not answer)."""
+        return http_get(f"http://127.0.0.1:{self.metrics_port}/metrics")
+
+    def healthz(self) -> tuple[int, str]:
+        return http_status(f"http://127.0.0.1:{self.metrics_port}/healthz")
 
     def restart(self) -> None:
         self.stop()

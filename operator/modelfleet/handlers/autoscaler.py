@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from modelfleet.api.types import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelDeployment
 from modelfleet.autoscale.count import replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Limits, LoadSample, decide
+from modelfleet.handlers import metrics
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
 from modelfleet.plan.prices import PriceSheet
@@ -72,7 +73,9 @@ def tick(
     if md.spec.max_replicas is None:
         return None, DEFAULT_INTERVAL
     interval = float(md.spec.autoscaling_or_default.interval_seconds)
-    return step(kube, md, prices, state), interval
+    state = step(kube, md, prices, state)
+    metrics.AUTOSCALER_LAST_DECISION.labels(namespace, name).set(time.time())
+    return state, interval
 
 
 def step(

@@ -9,10 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from modelfleet.handlers.metrics import REGISTRY
 from modelfleet.kube.lease import LeaderElector
-
-# The operator's one metrics registry: later series register here too.
-REGISTRY = CollectorRegistry()
 
 
 def app(elector: LeaderElector, registry: CollectorRegistry = REGISTRY) -> web.Application:

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,12 @@ def run_operator(
     metrics_address: str = "0.0.0.0",
     metrics_port: int = 8080,
 ) -> int:
-    """Serve /healthz and /metrics, win the leader lease, then run kopf until told to stop.
+    """Serve /healthz and /metrics, then lead or stand by until told to stop.
 
-    Without namespaces, watch the whole cluster. Exits 1 if leadership is lost (the API server
-    unreachable for the renew deadline, or another instance took over): the container restarts
-    and campaigns again, as controller-runtime's managers do.
+    Without namespaces, watch the whole cluster. kopf runs only while this instance holds the
+    leader lease; losing it (the API server unreachable for the renew deadline, or another
+    instance took over) stops kopf at once, and the process campaigns again: an API outage is
+    survived without a restart, and a standby never writes.
     """
     sheet = load_price_sheet(prices or os.environ.get(PRICES_ENV))
     kopf.configure(verbose=verbose)
@@ -82,44 +84,49 @@ def run_operator(
     api_client = load_api_client()
     elector = LeaderElector(Kube(api_client), namespace, LEASE_NAME, identity)
     kube = Kube(api_client, may_write=lambda: elector.held)
-    return asyncio.run(
-        _lead_then_operate(elector, kube, sheet, namespaces, (metrics_address, metrics_port))
-    )
+    memo = kopf.Memo(prices=sheet, kube=kube, lease=elector)
+    return asyncio.run(_serve(elector, memo, namespaces, (metrics_address, metrics_port)))
 
 
-async def _lead_then_operate(
-    elector: LeaderElector,
-    kube: Kube,
-    prices: PriceSheet,
-    namespaces: list[str],
-    listen: tuple[str, int],
+async def _serve(
+    elector: LeaderElector, memo: kopf.Memo, namespaces: list[str], listen: tuple[str, int]
 ) -> int:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    lost = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)  # kopf installs its own once it runs
+    stop = asyncio.Event()  # a signal: the process ends
+    lost = asyncio.Event()  # leadership lost: kopf ends, the campaign goes on
 
-    def on_lost() -> None:
+    def on_lost() -> None:  # runs in the election thread
         loop.call_soon_threadsafe(lost.set)
-        loop.call_soon_threadsafe(stop.set)
 
     runner = await endpoints.serve(elector, *listen)
     elector.start(on_lost=on_lost)
     try:
-        log.info("%s campaigning for the leader lease", elector.identity)
-        while not elector.held and not stop.is_set():
-            await asyncio.wait([asyncio.create_task(stop.wait())], timeout=0.2)
-        if stop.is_set():
-            return 0
-        await kopf.operator(
-            standalone=True,
-            namespaces=namespaces,
-            clusterwide=not namespaces,
-            memo=kopf.Memo(prices=prices, kube=kube, lease=elector),
-            stop_flag=stop,
-        )
+        while True:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)  # kopf replaces them while it runs
+            log.info("%s campaigning for the leader lease", elector.identity)
+            while not elector.held and not stop.is_set():
+                await _first(stop.wait(), asyncio.sleep(0.2))
+            if stop.is_set():
+                return 0
+            lost.clear()
+            await kopf.operator(
+                standalone=True,
+                namespaces=namespaces,
+                clusterwide=not namespaces,
+                memo=memo,
+                stop_flag=lost,
+            )
+            if not lost.is_set():
+                return 0  # kopf ended on a signal
+            log.warning("leadership lost: handlers stopped, standing by")
     finally:
         await asyncio.to_thread(elector.stop)
         await runner.cleanup()
-    return 1 if lost.is_set() else 0
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()

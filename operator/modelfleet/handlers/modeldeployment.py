@@ -29,6 +29,7 @@ from modelfleet.api.types import (
     PlacementStatus,
     own_status,
 )
+from modelfleet.handlers import metrics
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube
 from modelfleet.plan.deployment import plan_deployment
@@ -85,16 +86,12 @@ def _key(body: kopf.Body) -> tuple[str, str]:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await serial.run(
-        _key(body), reconcile, memo.kube, *_key(body), memo.prices, raise_on_invalid=True
-    )
+    await serial.run(_key(body), measured, "change", memo, *_key(body), raise_on_invalid=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await serial.run(
-        _key(body), reconcile, memo.kube, *_key(body), memo.prices, raise_on_invalid=False
-    )
+    await serial.run(_key(body), measured, "timer", memo, *_key(body), raise_on_invalid=False)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
@@ -104,6 +101,7 @@ async def forget(body: kopf.Body, **_: Any) -> None:
     optional=True: kopf adds no finalizer for it, so deletion never waits for the operator.
     """
     serial.forget(_key(body))
+    metrics.forget(*_key(body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
@@ -111,6 +109,19 @@ async def forget(body: kopf.Body, **_: Any) -> None:
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     key = (str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL]))
     await serial.refresh(key, refresh_status, memo.kube, *key)
+
+
+def measured(
+    trigger: str, memo: kopf.Memo, namespace: str, name: str, *, raise_on_invalid: bool
+) -> None:
+    """reconcile, counted and timed on /metrics."""
+    result = "error"
+    with metrics.RECONCILE_SECONDS.time():
+        try:
+            reconcile(memo.kube, namespace, name, memo.prices, raise_on_invalid=raise_on_invalid)
+            result = "ok"
+        finally:
+            metrics.RECONCILES.labels(trigger, result).inc()
 
 
 def reconcile(
