@@ -97,6 +97,8 @@ def test_cel_rules_carry_field_paths() -> None:
         ".activeB",
         ".kvHeads",
     }
+    # Only the root can see metadata.name: the name becomes the Service's name.
+    assert [r["fieldPath"] for r in _schema()["x-kubernetes-validations"]] == [".metadata.name"]
 
 
 def test_yaml_round_trips() -> None:

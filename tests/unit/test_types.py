@@ -69,15 +69,15 @@ def test_gpu_defaults_to_automatic_placement() -> None:
         ({"architecture": {**ARCH, "params": 14}}, "spec.architecture.params: Extra inputs"),
         (
             {"architecture": {**ARCH, "activeB": 20}},
-            "spec.architecture: activeB must not exceed paramsB",
+            "spec.architecture.activeB: activeB must not exceed paramsB",
         ),
         (
             {"architecture": {**ARCH, "kvHeads": 80}},
-            "spec.architecture: kvHeads must not exceed attentionHeads",
+            "spec.architecture.kvHeads: kvHeads must not exceed attentionHeads",
         ),
         (
             {"architecture": {**ARCH, "kvHeads": 3}},
-            "spec.architecture: attentionHeads must be a multiple of kvHeads",
+            "spec.architecture.kvHeads: attentionHeads must be a multiple of kvHeads",
         ),
         (
             {"architecture": {**ARCH, "mla": {"kvLoraRank": 0, "qkRopeHeadDim": 64}}},

@@ -15,6 +15,7 @@ from modelfleet.api.types import (
     GROUP,
     KIND,
     PLURAL,
+    ROOT_RULES,
     SHORT_NAMES,
     SINGULAR,
     VERSION,
@@ -130,10 +131,16 @@ def crd() -> dict[str, Any]:
                                 "inference engine pods."
                             ),
                             "required": ["spec"],
+                            # Only the root sees metadata.name (CEL gets name, generateName).
+                            "x-kubernetes-validations": ROOT_RULES,
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                # Declared so the name rule's fieldPath is a valid path.
+                                "metadata": {
+                                    "type": "object",
+                                    "properties": {"name": {"type": "string"}},
+                                },
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

@@ -7,10 +7,11 @@ field-level error instead of a crash.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 GROUP = "modelfleet.dev"
 VERSION = "v1alpha1"
@@ -44,7 +45,11 @@ def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Js
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+    """Strict like the API server's schema: "2" or true is not an integer, "0.5" not a number."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, use_enum_values=True, strict=True
+    )
 
 
 class GPURequest(_Model):
@@ -440,7 +445,8 @@ class ModelDeploymentSpec(_Model):
     ] = None
     engine: Annotated[
         Engine,
-        Field(description="Inference engine: vllm (default), sglang or llamacpp."),
+        # Not strict: a strict enum wants an Engine, the API server's JSON has its value.
+        Field(strict=False, description="Inference engine: vllm (default), sglang or llamacpp."),
     ] = Engine.VLLM
     gpu: Annotated[
         GPURequest,
@@ -731,6 +737,34 @@ class ModelDeploymentStatus(_Model):
         return next((c for c in self.conditions if c.type == type_), None)
 
 
+# The name becomes the Service's name (a DNS-1035 label) and the endpoint's host: the API
+# server accepts longer names and dots for the ModelDeployment itself, then refuses the Service.
+NAME_MAX_LENGTH = 63
+NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_RULE_MESSAGE = (
+    "metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a "
+    f"letter, ending with a letter or digit, at most {NAME_MAX_LENGTH} characters (it becomes "
+    "the Service's name and the endpoint's host)"
+)
+ROOT_RULES: list[JsonValue] = [
+    {
+        **_cel(
+            f"oldSelf.hasValue() || (size(self.metadata.name) <= {NAME_MAX_LENGTH} "
+            f"&& self.metadata.name.matches('{NAME_PATTERN}'))",
+            NAME_RULE_MESSAGE,
+            ".metadata.name",
+        ),
+        # At creation only (names are immutable): an object created before this rule existed
+        # can still take status and edits, so the operator can report it InvalidSpec.
+        "optionalOldSelf": True,
+    }
+]
+
+
+def valid_name(name: str) -> bool:
+    return len(name) <= NAME_MAX_LENGTH and re.fullmatch(NAME_PATTERN, name) is not None
+
+
 class ObjectMeta(BaseModel):
     """The few metadata fields the operator reads."""
 
@@ -740,6 +774,14 @@ class ObjectMeta(BaseModel):
     namespace: str = "default"
     uid: str = ""
     generation: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _dns_1035_label(cls, name: str) -> str:
+        """The CRD's root CEL rule, again, so an object from an older CRD is InvalidSpec."""
+        if not valid_name(name):
+            raise ValueError(NAME_RULE_MESSAGE)
+        return name
 
 
 class ModelDeployment(BaseModel):

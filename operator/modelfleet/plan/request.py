@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from modelfleet.api.types import NAME_RULE_MESSAGE, valid_name
 from modelfleet.catalog.models import ModelArch
 from modelfleet.plan.memory import (
     DEFAULT_OVERHEAD_GIB,
@@ -75,7 +76,15 @@ def _kv_cache_dtype_arg(args: Sequence[Any]) -> str | None:
 
 
 def request_from_manifest(manifest: Any) -> PlacementRequest:
-    """Map a ModelDeployment (dict) onto a PlacementRequest; field-level errors on bad values."""
+    """Map a ModelDeployment (dict) onto a PlacementRequest; field-level errors on bad values.
+
+    The name is optional here (planning does not need it), but one that the API server would
+    refuse is refused with the same words.
+    """
+    metadata = manifest.get("metadata") if isinstance(manifest, Mapping) else None
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if name is not None and not (isinstance(name, str) and valid_name(name)):
+        raise PlanInputError([f"metadata.name: {NAME_RULE_MESSAGE}"])
     spec = manifest.get("spec") if isinstance(manifest, Mapping) else None
     if not isinstance(spec, Mapping):
         raise PlanInputError(["spec: required"])

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from modelfleet.api.errors import field_errors
 from modelfleet.api.types import ModelDeploymentSpec
 from modelfleet.autoscale.policy import Limits
 from modelfleet.catalog.gpus import default_gpus
@@ -199,7 +200,7 @@ def load_deployment(
         spec = ModelDeploymentSpec.model_validate(dict(raw_spec))
     except ValidationError as error:
         raise SimulateInputError(
-            [f"{path}: {_location(p['loc'])}: {p['msg']}" for p in error.errors()]
+            [f"{path}: {line}" for line in field_errors(error, "spec")]
         ) from error
     try:
         request = request_from_manifest(manifest)
@@ -217,10 +218,6 @@ def load_deployment(
     metadata = manifest.get("metadata")
     name = str(metadata.get("name", path.stem)) if isinstance(metadata, Mapping) else path.stem
     return Deployment(name=name, spec=spec, placement=placement)
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(["spec", *(str(part) for part in loc)]) if loc else "spec"
 
 
 def engine_factory(placement: Placement) -> EngineFactory:

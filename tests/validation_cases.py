@@ -1,0 +1,219 @@
+"""One table of ModelDeployments, each accepted or refused naming one field.
+
+The CRD (schema limits and CEL rules) and the pydantic types (which restate them for the
+operator and the offline commands) must give the same verdict for every row: the unit test runs
+the table through pydantic, the integration test through the real API server. A refusal must
+name `field` (as kubectl does: `spec.gpu.count`, `spec.extraArgs[0]`) with `words` in that
+field's message on both sides, compared case-insensitively: the two phrase schema limits
+differently, so `words` is what both say; CEL rule messages are the same text on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tests.architectures import PHI_4
+
+NAME_WORDS = "DNS-1035 label"  # the CEL rule's message, restated by pydantic
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    spec: dict[str, Any]
+    field: str | None = None  # None: accepted
+    words: str = ""
+    name: str = "md"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "modelfleet.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": self.name},
+            "spec": self.spec,
+        }
+
+
+BASE: dict[str, Any] = {"model": "Qwen/Qwen2.5-7B-Instruct", "gpu": {"product": "NVIDIA-L4"}}
+
+
+def _spec(**overrides: Any) -> dict[str, Any]:
+    return {**BASE, **overrides}
+
+
+def _arch(**overrides: Any) -> dict[str, Any]:
+    return {**PHI_4, **overrides}
+
+
+def _named(id_: str, name: str, words: str | None = NAME_WORDS) -> Case:
+    return Case(id_, BASE, None if words is None else "metadata.name", words or "", name=name)
+
+
+CASES: list[Case] = [
+    # metadata.name: a DNS-1035 label (it becomes the Service's name and the endpoint's host)
+    _named("name-ok", "llama-31-8b", words=None),
+    _named("name-one-letter", "a", words=None),
+    _named("name-63", "a" * 63, words=None),
+    _named("name-dots", "llama-3.1-8b"),
+    _named("name-leading-digit", "3b-model"),
+    _named("name-all-digits", "8"),
+    _named("name-64", "a" * 64),
+    # The API server's own object-name check (RFC 1123 subdomain) speaks first for these.
+    _named("name-uppercase", "Llama", words="lowercase"),
+    _named("name-trailing-dash", "model-", words="lowercase"),
+    _named("name-underscore", "my_model", words="lowercase"),
+    _named("name-254", "a" * 254, words="characters"),
+    # schema limits
+    Case("base-ok", BASE),
+    Case("model-missing", {"gpu": {"product": "NVIDIA-L4"}}, "spec.model", "required"),
+    Case("model-empty", _spec(model=""), "spec.model", "at least 1 char"),
+    Case("model-257", _spec(model="m" * 257), "spec.model", "256"),
+    Case("engine-unknown", _spec(engine="tgi"), "spec.engine", "llamacpp"),
+    Case("engine-case", _spec(engine="VLLM"), "spec.engine", "llamacpp"),
+    Case("gpu-count-9", _spec(gpu={"count": 9}), "spec.gpu.count", "less than or equal to 8"),
+    Case("gpu-count-0", _spec(gpu={"count": 0}), "spec.gpu.count", "greater than or equal to 1"),
+    Case("gpu-product-bad", _spec(gpu={"product": "bad label!"}), "spec.gpu.product", "match"),
+    Case("gpu-product-empty", _spec(gpu={"product": ""}), "spec.gpu.product", "at least 1 char"),
+    Case("gpu-product-64", _spec(gpu={"product": "L" * 64}), "spec.gpu.product", "63"),
+    Case("gpu-product-63", _spec(gpu={"product": "L" * 63})),
+    Case("gpu-auto", {"model": "Qwen/Qwen2.5-7B-Instruct"}),
+    Case("context-255", _spec(maxContextLength=255), "spec.maxContextLength", "256"),
+    Case("context-256", _spec(maxContextLength=256)),
+    Case("quantization-int3", _spec(quantization="int3"), "spec.quantization", "gptq"),
+    Case("kv-dtype-fp16", _spec(kvCacheDtype="fp16"), "spec.kvCacheDtype", "fp8"),
+    Case("replicas-negative", _spec(replicas=-1), "spec.replicas", "greater than or equal to 0"),
+    Case("replicas-1001", _spec(replicas=1001), "spec.replicas", "less than or equal to 1000"),
+    Case("replicas-0", _spec(replicas=0)),
+    Case("replicas-fraction", _spec(replicas=1.5), "spec.replicas", "integer"),
+    Case("replicas-text", _spec(replicas="2"), "spec.replicas", "integer"),
+    Case("replicas-bool", _spec(replicas=True), "spec.replicas", "integer"),
+    Case("max-replicas-0", _spec(maxReplicas=0), "spec.maxReplicas", "greater than or equal to 1"),
+    Case("unknown-field", _spec(gpus=2), "spec.gpus"),
+    Case("unknown-nested-field", _spec(gpu={"product": "NVIDIA-L4", "type": "x"}), "spec.gpu.type"),
+    Case("image-empty", _spec(image=""), "spec.image", "at least 1 char"),
+    Case("extra-args-not-list", _spec(extraArgs="--x"), "spec.extraArgs"),
+    Case("extra-args-65", _spec(extraArgs=["--x"] * 65), "spec.extraArgs", "64"),
+    Case("extra-arg-1025", _spec(extraArgs=["x" * 1025]), "spec.extraArgs[0]", "1024"),
+    Case(
+        "kv-target-0",
+        _spec(maxReplicas=2, autoscaling={"targetKVCacheUsage": 0}),
+        "spec.autoscaling.targetKVCacheUsage",
+        "greater than 0",
+    ),
+    Case(
+        "kv-target-1.5",
+        _spec(maxReplicas=2, autoscaling={"targetKVCacheUsage": 1.5}),
+        "spec.autoscaling.targetKVCacheUsage",
+        "less than or equal to 1",
+    ),
+    Case(
+        "kv-target-text",
+        _spec(maxReplicas=2, autoscaling={"targetKVCacheUsage": "0.5"}),
+        "spec.autoscaling.targetKVCacheUsage",
+        "number",
+    ),
+    Case("kv-target-1", _spec(maxReplicas=2, autoscaling={"targetKVCacheUsage": 1})),
+    Case(
+        "interval-0",
+        _spec(maxReplicas=2, autoscaling={"intervalSeconds": 0}),
+        "spec.autoscaling.intervalSeconds",
+        "greater than or equal to 1",
+    ),
+    Case("arch-ok", _spec(architecture=PHI_4, model="microsoft/phi-4")),
+    Case(
+        "arch-layers-0",
+        _spec(architecture=_arch(layers=0)),
+        "spec.architecture.layers",
+        "greater than or equal to 1",
+    ),
+    Case(
+        "arch-params-0",
+        _spec(architecture=_arch(paramsB=0)),
+        "spec.architecture.paramsB",
+        "greater than 0",
+    ),
+    Case(
+        "arch-no-max-context",
+        _spec(architecture={k: v for k, v in PHI_4.items() if k != "maxContext"}),
+        "spec.architecture.maxContext",
+        "required",
+    ),
+    Case(
+        "arch-dtype-fp4",
+        _spec(architecture=_arch(nativeDtype="fp4")),
+        "spec.architecture.nativeDtype",
+        "int4",
+    ),
+    Case(
+        "mla-rank-0",
+        _spec(architecture=_arch(mla={"kvLoraRank": 0, "qkRopeHeadDim": 64})),
+        "spec.architecture.mla.kvLoraRank",
+        "greater than or equal to 1",
+    ),
+    # CEL rules: the same message on both sides
+    Case(
+        "gpu-count-3-vllm",
+        _spec(gpu={"count": 3}),
+        "spec.gpu.count",
+        "gpu.count must be 1, 2, 4 or 8",
+    ),
+    Case("gpu-count-3-llamacpp", _spec(engine="llamacpp", gpu={"count": 3})),
+    Case("reserved-arg", _spec(extraArgs=["--port=9000"]), "spec.extraArgs", "must not set"),
+    Case(
+        "reserved-arg-split",
+        _spec(extraArgs=["--tensor-parallel-size", "2"]),
+        "spec.extraArgs",
+        "must not set",
+    ),
+    Case("not-a-reserved-arg", _spec(extraArgs=["--portable", "--model-impl=vllm"])),
+    Case(
+        "kv-arg-with-kv-dtype",
+        _spec(kvCacheDtype="fp8", extraArgs=["--kv-cache-dtype=fp8_e4m3"]),
+        "spec.extraArgs",
+        "when kvCacheDtype is set",
+    ),
+    Case("kv-arg-without-kv-dtype", _spec(extraArgs=["--kv-cache-dtype=fp8_e4m3"])),
+    Case(
+        "min-above-max",
+        _spec(minReplicas=3, maxReplicas=2),
+        "spec.minReplicas",
+        "minReplicas must not exceed maxReplicas",
+    ),
+    Case("min-equals-max", _spec(minReplicas=2, maxReplicas=2)),
+    Case("min-without-max", _spec(minReplicas=1), "spec.maxReplicas", "maxReplicas is set"),
+    Case(
+        "autoscaling-without-max",
+        _spec(autoscaling={"intervalSeconds": 5}),
+        "spec.maxReplicas",
+        "maxReplicas is set",
+    ),
+    Case(
+        "active-above-params",
+        _spec(architecture=_arch(activeB=20)),
+        "spec.architecture.activeB",
+        "activeB must not exceed paramsB",
+    ),
+    Case(
+        "kv-heads-above-heads",
+        _spec(architecture=_arch(kvHeads=80)),
+        "spec.architecture.kvHeads",
+        "kvHeads must not exceed attentionHeads",
+    ),
+    Case(
+        "kv-heads-not-dividing",
+        _spec(architecture=_arch(kvHeads=3)),
+        "spec.architecture.kvHeads",
+        "attentionHeads must be a multiple of kvHeads",
+    ),
+    Case(
+        "mla-ignores-kv-heads",
+        _spec(architecture=_arch(kvHeads=3, mla={"kvLoraRank": 512, "qkRopeHeadDim": 64})),
+    ),
+    Case(
+        "context-above-architecture",
+        _spec(architecture=PHI_4, maxContextLength=32768),
+        "spec.maxContextLength",
+        "must not exceed architecture.maxContext",
+    ),
+]
