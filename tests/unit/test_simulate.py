@@ -423,7 +423,7 @@ def test_cli_all_policies_table_and_json(tmp_path: Path) -> None:
     ("kwargs", "message"),
     [
         ({"trace": HEADER + "0,10,5\n1,ten,5\n"}, "trace.csv:3: ContextTokens 'ten'"),
-        ({"manifest": "spec: [unclosed"}, "md.yaml: not valid YAML"),
+        ({"manifest": "spec: [unclosed"}, "md.yaml:2:1: not valid YAML"),
         ({"manifest": {"kind": "Deployment"}}, "md.yaml: no ModelDeployment found"),
         (
             {"manifest": {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "minReplicas": 9}}},

@@ -10,12 +10,14 @@ generates 0 tokens is kept with 1 (an engine always produces the first token).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+MAX_LINE_CHARS = 64 * 1024  # a trace line is ~50 characters; longer is not a trace
 
 
 class TraceError(ValueError):
@@ -32,11 +34,35 @@ class TraceRequest:
 def read_trace(path: Path, *, time_scale: float = 1.0) -> list[TraceRequest]:
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            return parse_trace(handle, source=str(path), time_scale=time_scale)
+            return parse_trace(_lines(handle, str(path)), source=str(path), time_scale=time_scale)
     except OSError as error:
         raise TraceError(f"{path}: {error.strerror or error}") from error
     except UnicodeDecodeError as error:
         raise TraceError(f"{path}: not a text file ({error.reason})") from error
+
+
+def _lines(handle: TextIO, source: str) -> Iterator[str]:
+    """The file's lines, refusing one longer than MAX_LINE_CHARS: a file without newlines
+    (binary data, /dev/zero) would otherwise be read whole into memory first."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            raise TraceError(f"{source}:{number}: longer than {MAX_LINE_CHARS} characters")
+        yield line
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """Quoted input in an error message, cut so the message stays one readable line."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _rows(reader: Any, source: str) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise TraceError(f"{source}:{reader.line_num}: not CSV: {error}") from error
 
 
 def parse_trace(
@@ -47,7 +73,7 @@ def parse_trace(
     reader = csv.reader(lines)
     header: list[str] | None = None
     rows: list[tuple[float, int, int]] = []
-    for row in reader:
+    for row in _rows(reader, source):
         line = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -63,7 +89,8 @@ def parse_trace(
             continue
         if len(row) != len(header):
             raise TraceError(
-                f"{source}:{line}: expected {len(header)} fields, got {len(row)}: {','.join(row)}"
+                f"{source}:{line}: expected {len(header)} fields, got {len(row)}: "
+                f"{_clip(','.join(row))}"
             )
         stamp, prompt, output = (row[i].strip() for i in index)
         rows.append(
@@ -86,7 +113,7 @@ def _count(value: str, column: str, where: str) -> int:
     except ValueError:
         number = -1
     if number < 0:
-        raise TraceError(f"{where}: {column} {value!r} is not a non-negative integer")
+        raise TraceError(f"{where}: {column} {_clip(repr(value))} is not a non-negative integer")
     return number
 
 
@@ -98,7 +125,7 @@ def _seconds(value: str, where: str) -> float:
         pass
     else:
         if number != number or number in (float("inf"), float("-inf")):
-            raise TraceError(f"{where}: TIMESTAMP {value!r} is not a time")
+            raise TraceError(f"{where}: TIMESTAMP {_clip(repr(value))} is not a time")
         return number
     text = value.removesuffix("Z").replace("T", " ")
     whole, _, fraction = text.partition(".")
@@ -108,7 +135,7 @@ def _seconds(value: str, where: str) -> float:
             raise ValueError(fraction)
     except ValueError:
         raise TraceError(
-            f"{where}: TIMESTAMP {value!r} is not a time (YYYY-MM-DD HH:MM:SS[.fraction] "
-            "or seconds)"
+            f"{where}: TIMESTAMP {_clip(repr(value))} is not a time "
+            "(YYYY-MM-DD HH:MM:SS[.fraction] or seconds)"
         ) from None
     return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
