@@ -88,6 +88,12 @@ CASES: list[Case] = [
     Case("replicas-fraction", _spec(replicas=1.5), "spec.replicas", "integer"),
     Case("replicas-text", _spec(replicas="2"), "spec.replicas", "integer"),
     Case("replicas-bool", _spec(replicas=True), "spec.replicas", "integer"),
+    Case("replicas-null", _spec(replicas=None)),  # the API server drops a null field
+    Case("gpu-null", _spec(gpu=None)),
+    Case("gpu-product-number", _spec(gpu={"product": 7}), "spec.gpu.product", "string"),
+    Case("extra-arg-null", _spec(extraArgs=[None]), "spec.extraArgs[0]", "string"),
+    Case("extra-arg-number", _spec(extraArgs=["--a", 1]), "spec.extraArgs[1]", "string"),
+    Case("extra-arg-empty", _spec(extraArgs=[""])),
     Case("max-replicas-0", _spec(maxReplicas=0), "spec.maxReplicas", "greater than or equal to 1"),
     Case("unknown-field", _spec(gpus=2), "spec.gpus"),
     Case("unknown-nested-field", _spec(gpu={"product": "NVIDIA-L4", "type": "x"}), "spec.gpu.type"),
@@ -136,6 +142,12 @@ CASES: list[Case] = [
     Case(
         "arch-no-max-context",
         _spec(architecture={k: v for k, v in PHI_4.items() if k != "maxContext"}),
+        "spec.architecture.maxContext",
+        "required",
+    ),
+    Case(
+        "arch-max-context-null",
+        _spec(architecture=_arch(maxContext=None)),
         "spec.architecture.maxContext",
         "required",
     ),

@@ -64,7 +64,10 @@ def test_gpu_defaults_to_automatic_placement() -> None:
         ),
         ({"architecture": {**ARCH, "layers": 0}}, "spec.architecture.layers: Input should be"),
         ({"architecture": {**ARCH, "paramsB": 0}}, "spec.architecture.paramsB: Input should be"),
-        ({"architecture": {**ARCH, "maxContext": None}}, "spec.architecture.maxContext: Input"),
+        (
+            {"architecture": {**ARCH, "maxContext": None}},
+            "spec.architecture.maxContext: Field required",
+        ),
         ({"architecture": {**ARCH, "nativeDtype": "fp4"}}, "spec.architecture.nativeDtype:"),
         ({"architecture": {**ARCH, "params": 14}}, "spec.architecture.params: Extra inputs"),
         (

@@ -51,6 +51,15 @@ class _Model(BaseModel):
         extra="forbid", populate_by_name=True, use_enum_values=True, strict=True
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """The API server drops a null field (then defaults it), so `replicas:` left empty in a
+        manifest is replicas 1 to kubectl; the same here."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
 
 class GPURequest(_Model):
     """Which GPUs one replica runs on."""
