@@ -10,10 +10,18 @@ differently, so `words` is what both say; CEL rule messages are the same text on
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from modelfleet.api.errors import field_errors
+from modelfleet.api.types import ModelDeployment
 from tests.architectures import PHI_4
+
+Problems = list[tuple[str, str]]  # (field, message) per problem; empty when accepted
 
 NAME_WORDS = "DNS-1035 label"  # the CEL rule's message, restated by pydantic
 
@@ -229,3 +237,41 @@ CASES: list[Case] = [
         "must not exceed architecture.maxContext",
     ),
 ]
+
+
+def pydantic_problems(body: dict[str, Any]) -> Problems:
+    """What the operator (ModelDeployment.from_body) says about `body`."""
+    try:
+        ModelDeployment.from_body(body)
+    except ValidationError as error:
+        return [(field, message) for field, _, message in map(_split, field_errors(error))]
+    return []
+
+
+def _split(line: str) -> tuple[str, str, str]:
+    return line.partition(": ")
+
+
+def api_problems(status_body: str) -> Problems:
+    """What the API server said in a refusal (a Status), per field; `<nil>` causes dropped."""
+    status = json.loads(status_body)
+    causes = (status.get("details") or {}).get("causes") or []
+    found = [
+        (str(c.get("field", "")).lstrip("."), str(c.get("message", "")))
+        for c in causes
+        if c.get("field") not in (None, "", "<nil>")
+    ]
+    unknown = re.findall(r'unknown field "([^"]+)"', str(status.get("message", "")))
+    return found + [(field, status["message"]) for field in unknown]
+
+
+def mismatch(case: Case, problems: Problems) -> str | None:
+    """Why `problems` is not the table's verdict for `case`; None when it is."""
+    if case.field is None:
+        return None if not problems else f"accepted in the table, refused with {problems}"
+    messages = [message for field, message in problems if field == case.field]
+    if not messages:
+        return f"{case.field} not named in {problems}"
+    if not any(case.words.lower() in message.lower() for message in messages):
+        return f"{case.field} named without {case.words!r}: {messages}"
+    return None
