@@ -7,12 +7,11 @@ the policy holds rather than scale down on missing data.
 
 from __future__ import annotations
 
+import asyncio
 import math
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.autoscale.policy import PodLoad
@@ -22,8 +21,6 @@ SCRAPE_TIMEOUT_SECONDS = 2.0
 # Engines rename metrics between releases; older vLLM called KV use gpu_cache_usage_perc.
 FALLBACK_NAMES = {"vllm:kv_cache_usage_perc": ("vllm:gpu_cache_usage_perc",)}
 MAX_BODY_BYTES = 4 * 2**20
-# Pods are reached directly, never through an HTTP(S)_PROXY from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def parse_load(text: str, metrics: EngineMetrics) -> PodLoad | None:
@@ -67,25 +64,44 @@ def metrics_url(pod_ip: str, engine: EngineProfile) -> str:
     return f"http://{host}:{ENGINE_PORT}{engine.metrics_path}"
 
 
-def fetch(url: str, timeout: float = SCRAPE_TIMEOUT_SECONDS) -> str | None:
-    """The body of a GET, or None on any network error, timeout or non-200 answer."""
-    try:
-        with _OPENER.open(url, timeout=timeout) as response:
-            if response.status != 200:
-                return None
-            body: bytes = response.read(MAX_BODY_BYTES)
-            return body.decode("utf-8", errors="replace")
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
+class Scraper:
+    """Scrapes pods from the event loop: a pod that hangs costs a socket, never a thread.
 
+    One per operator process; aiohttp's connector caps the connections open at once, so the
+    cost stays bounded however many pods there are.
+    """
 
-def scrape_loads(
-    pod_ips: Iterable[str], engine: EngineProfile, timeout: float = SCRAPE_TIMEOUT_SECONDS
-) -> list[PodLoad | None]:
-    """Scrape every pod in parallel; one entry per pod, None for a pod that is unknown."""
-    urls = [metrics_url(ip, engine) for ip in pod_ips]
-    if not urls:
-        return []
-    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
-        bodies = list(pool.map(lambda url: fetch(url, timeout), urls))
-    return [None if body is None else parse_load(body, engine.metrics) for body in bodies]
+    def __init__(self, timeout: float = SCRAPE_TIMEOUT_SECONDS, connections: int = 64) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # trust_env=False: pods are reached directly, never through an HTTP(S)_PROXY.
+            connector = aiohttp.TCPConnector(limit=self._connections, force_close=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, trust_env=False
+            )
+        return self._session
+
+    async def fetch(self, url: str) -> str | None:
+        """The body of a GET, or None on any network error, timeout or non-200 answer."""
+        try:
+            async with self._open().get(url, allow_redirects=False) as response:
+                if response.status != 200:
+                    return None
+                body = await response.content.read(MAX_BODY_BYTES)
+                return body.decode("utf-8", errors="replace")
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return None
+
+    async def loads(self, pod_ips: Iterable[str], engine: EngineProfile) -> list[PodLoad | None]:
+        """Every pod at once; one entry per pod, None for a pod that is unknown."""
+        urls = [metrics_url(ip, engine) for ip in pod_ips]
+        bodies = await asyncio.gather(*(self.fetch(url) for url in urls))
+        return [None if body is None else parse_load(body, engine.metrics) for body in bodies]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,5 +1,6 @@
 """Engine load parsed from Prometheus text, per engine; bad or partial answers are unknown."""
 
+import asyncio
 import math
 import threading
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ import pytest
 
 from modelfleet.autoscale.policy import PodLoad
 from modelfleet.render.engines import profile
-from modelfleet.scrape import parse_load, scrape_loads
+from modelfleet.scrape import Scraper, parse_load
 
 VLLM = """\
 # HELP vllm:num_requests_waiting Number of requests waiting.
@@ -172,5 +173,12 @@ def metrics_server() -> Iterator[str]:
 
 def test_scrape_marks_silent_pods_unknown(metrics_server: str) -> None:
     # 127.99.0.8 has nothing listening: refused at once, unknown rather than idle.
-    loads = scrape_loads([metrics_server, "127.99.0.8"], profile("vllm"), timeout=1.0)
+    async def scrape() -> list[PodLoad | None]:
+        scraper = Scraper(timeout=1.0)
+        try:
+            return await scraper.loads([metrics_server, "127.99.0.8"], profile("vllm"))
+        finally:
+            await scraper.close()
+
+    loads = asyncio.run(scrape())
     assert loads == [PodLoad(4.0, 12.0, 0.42), None]

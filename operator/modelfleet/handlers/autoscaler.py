@@ -10,6 +10,7 @@ scale-down window.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,14 +20,14 @@ from pydantic import ValidationError
 
 from modelfleet.api.types import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelDeployment
 from modelfleet.autoscale.count import replica_count
-from modelfleet.autoscale.policy import AutoscalerState, Limits, LoadSample, decide
+from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
 from modelfleet.handlers import metrics
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import selector_string
 from modelfleet.render.engines import profile
-from modelfleet.scrape import scrape_loads
+from modelfleet.scrape import Scraper
 from modelfleet.status import unplaceable
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,15 @@ log = logging.getLogger(__name__)
 async def autoscale(
     stopped: kopf.DaemonStopped, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
-    """An asyncio task per autoscaled deployment: it sleeps in the event loop, and its scrape
-    and writes take a pooled thread only under the object's lock, like every other handler."""
+    """An asyncio task per autoscaled deployment: it waits and scrapes in the event loop and
+    takes a pooled thread only for its API calls, under the object's lock like every handler."""
     key = (namespace or "default", name)
     state: AutoscalerState | None = None
     while not stopped:
         started = time.monotonic()
         try:
-            state, interval = await serial.run(key, tick, memo.kube, *key, memo.prices, state)
+            async with serial.lock(key):
+                state, interval = await interval_step(memo, key, state)
         except NotLeader:
             state, interval = None, DEFAULT_INTERVAL  # forget what we saw: stale when we lead
         except Exception as error:  # one failed interval (API down, a bug) must not end the daemon
@@ -59,58 +61,67 @@ async def autoscale(
 DEFAULT_INTERVAL = 10.0
 
 
-def tick(
-    kube: Kube, namespace: str, name: str, prices: PriceSheet, state: AutoscalerState | None
+async def interval_step(
+    memo: kopf.Memo, key: tuple[str, str], state: AutoscalerState | None
 ) -> tuple[AutoscalerState | None, float | None]:
     """One interval on a fresh read: the state to carry, and seconds to the next (None: gone)."""
-    body = kube.get(API_VERSION, KIND, name, namespace)
-    if body is None:
+    kube: Kube = memo.kube
+    looked = await asyncio.to_thread(look, kube, *key)
+    if looked is None:
         return None, None
-    try:
-        md = ModelDeployment.from_body(body)
-    except ValidationError:
-        return state, DEFAULT_INTERVAL  # reconcile reports it
-    if md.spec.max_replicas is None:
-        return None, DEFAULT_INTERVAL
+    if isinstance(looked, float):
+        return None, looked  # not autoscaled now, or reconcile reports an invalid spec
+    md, pods = looked
     interval = float(md.spec.autoscaling_or_default.interval_seconds)
-    state = step(kube, md, prices, state)
-    metrics.AUTOSCALER_LAST_DECISION.labels(namespace, name).set(time.time())
+    count = replica_count(md.spec, md.status)
+    if count.manual_scale:
+        state = None  # the reconcile takes the manual count first; start observing afresh
+    elif md.status.placement is not None and not unplaceable(md):  # else nothing runs
+        sample = await observe(memo.scraper, md, pods)
+        decision = decide(
+            md.spec.autoscaling_or_default, Limits.from_spec(md.spec), count.replicas, sample, state
+        )
+        if decision.changed:
+            await asyncio.to_thread(apply_decision, kube, memo.prices, md, decision)
+        state = decision.state
+    metrics.AUTOSCALER_LAST_DECISION.labels(*key).set(time.time())
     return state, interval
 
 
-def step(
-    kube: Kube,
-    md: ModelDeployment,
-    prices: PriceSheet,
-    state: AutoscalerState | None,
-) -> AutoscalerState | None:
-    """One observation and decision; returns the policy state to carry to the next."""
-    if md.status.placement is None or unplaceable(md):
-        return state  # nothing runs, nothing to scale
-    count = replica_count(md.spec, md.status)
-    if count.manual_scale:
-        return None  # the reconcile takes the manual count first; start observing afresh
-    sample = observe(kube, md)
-    decision = decide(
-        md.spec.autoscaling_or_default, Limits.from_spec(md.spec), count.replicas, sample, state
-    )
-    if decision.changed:
-        log.info("%s/%s: %s", md.metadata.namespace, md.metadata.name, decision.reason)
-        namespace, name = md.metadata.namespace, md.metadata.name
-        if record_scale(kube, namespace, name, decision.replicas, decision.reason):
-            reconcile(kube, namespace, name, prices, raise_on_invalid=False)
-    return decision.state
-
-
-def observe(kube: Kube, md: ModelDeployment) -> LoadSample:
-    """Load of the ready pods; pods still loading the model count as starting."""
+def look(
+    kube: Kube, namespace: str, name: str
+) -> tuple[ModelDeployment, list[dict[str, Any]]] | float | None:
+    """The deployment and its live pods; seconds to wait when there is nothing to scale, None
+    when it is gone."""
+    body = kube.get(API_VERSION, KIND, name, namespace)
+    if body is None:
+        return None
+    try:
+        md = ModelDeployment.from_body(body)
+    except ValidationError:
+        return DEFAULT_INTERVAL
+    if md.spec.max_replicas is None:
+        return DEFAULT_INTERVAL
     pods = [
         pod
-        for pod in kube.list("v1", "Pod", md.metadata.namespace, label_selector=selector_string(md))
+        for pod in kube.list("v1", "Pod", namespace, label_selector=selector_string(md))
         if not (pod.get("metadata") or {}).get("deletionTimestamp")
     ]
+    return md, pods
+
+
+def apply_decision(kube: Kube, prices: PriceSheet, md: ModelDeployment, decision: Decision) -> None:
+    """Record the new count in status (with an Event), then size the Deployment from it."""
+    namespace, name = md.metadata.namespace, md.metadata.name
+    log.info("%s/%s: %s", namespace, name, decision.reason)
+    if record_scale(kube, namespace, name, decision.replicas, decision.reason):
+        reconcile(kube, namespace, name, prices, raise_on_invalid=False)
+
+
+async def observe(scraper: Scraper, md: ModelDeployment, pods: list[dict[str, Any]]) -> LoadSample:
+    """Load of the ready pods; pods still loading the model count as starting."""
     ready_ips = [str((pod.get("status") or {}).get("podIP")) for pod in pods if _ready(pod)]
-    loads = scrape_loads(ready_ips, profile(md.spec.engine))
+    loads = await scraper.loads(ready_ips, profile(md.spec.engine))
     return LoadSample(
         time=time.monotonic(),
         pods=tuple(load for load in loads if load is not None),

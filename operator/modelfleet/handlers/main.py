@@ -19,6 +19,7 @@ from modelfleet.handlers import autoscaler, endpoints, modeldeployment  # noqa: 
 from modelfleet.kube.client import Kube, load_api_client
 from modelfleet.kube.lease import LeaderElector
 from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_overrides
+from modelfleet.scrape import Scraper
 
 ANNOTATION_PREFIX = "modelfleet.dev"
 PRICES_ENV = "MODELFLEET_PRICES_FILE"
@@ -84,7 +85,7 @@ def run_operator(
     api_client = load_api_client()
     elector = LeaderElector(Kube(api_client), namespace, LEASE_NAME, identity)
     kube = Kube(api_client, may_write=lambda: elector.held)
-    memo = kopf.Memo(prices=sheet, kube=kube, lease=elector)
+    memo = kopf.Memo(prices=sheet, kube=kube, lease=elector, scraper=Scraper())
     return asyncio.run(_serve(elector, memo, namespaces, (metrics_address, metrics_port)))
 
 
@@ -122,6 +123,7 @@ async def _serve(
             log.warning("leadership lost: handlers stopped, standing by")
     finally:
         await asyncio.to_thread(elector.stop)
+        await memo.scraper.close()
         await runner.cleanup()
 
 

@@ -23,6 +23,10 @@ class PerObject:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._refresh_waiting: set[Key] = set()
 
+    def lock(self, key: Key) -> asyncio.Lock:
+        """The object's lock, for work that mixes awaiting in the loop with pooled threads."""
+        return self._lock(key)
+
     def _lock(self, key: Key) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:

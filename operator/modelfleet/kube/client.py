@@ -46,9 +46,7 @@ class Kube:
     never writes, even from work that started while it led.
     """
 
-    def __init__(
-        self, api_client: ApiClient, may_write: Callable[[], bool] = lambda: True
-    ) -> None:
+    def __init__(self, api_client: ApiClient, may_write: Callable[[], bool] = lambda: True) -> None:
         self._dynamic = DynamicClient(api_client)
         self._resources: dict[tuple[str, str], Resource] = {}
         self.may_write = may_write
