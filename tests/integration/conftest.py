@@ -83,7 +83,11 @@ def api(kubeconfig: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def namespace(api: Any) -> Iterator[str]:
-    """A fresh namespace per test, with the default ServiceAccount pods need; deleted afterwards."""
+    """A fresh namespace per test, with the default ServiceAccount pods need; deleted afterwards.
+
+    Teardown waits until its pods are gone: their GPUs are free again for the next test, whose
+    automatic placement would otherwise land elsewhere.
+    """
     name = f"test-{secrets.token_hex(4)}"
     core: Any = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name}})
@@ -95,6 +99,10 @@ def namespace(api: Any) -> Iterator[str]:
         time.sleep(0.1)
     yield name
     core.delete_namespace(name)
+    deadline = time.monotonic() + 90
+    while core.list_namespaced_pod(name).items:
+        assert time.monotonic() < deadline, f"pods of namespace {name} still there after 90s"
+        time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")
