@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: help venv cluster-binaries crds verify-crds lint test test-unit test-integration demo demo-down clean
+.PHONY: help venv cluster-binaries test-binaries crds verify-crds lint test test-unit test-integration demo demo-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ venv: $(STAMP) ## create .venv with modelfleet and its dev tools
 cluster-binaries: venv ## build etcd, Kubernetes and kwok once (cached in ~/.cache/modelfleet)
 	$(BIN)/modelfleet cluster build
 
+test-binaries: venv ## the cluster binaries plus helm, which only the chart test uses
+	$(BIN)/modelfleet cluster build --helm
+
 crds: venv ## regenerate crds/ and the chart's CRDs from the pydantic types
 	$(BIN)/modelfleet crds > crds/modeldeployments.modelfleet.dev.yaml
 	cp crds/modeldeployments.modelfleet.dev.yaml charts/modelfleet/crds/
@@ -36,7 +39,7 @@ lint: venv ## ruff, mypy and the import layering contracts
 test-unit: venv ## pure unit tests (no cluster)
 	$(BIN)/pytest tests/unit
 
-test-integration: venv cluster-binaries ## integration tests on a real local control plane
+test-integration: venv test-binaries ## integration tests on a real local control plane
 	$(BIN)/pytest tests/integration
 
 test: lint test-unit test-integration ## everything CI runs

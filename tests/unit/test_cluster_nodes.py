@@ -178,7 +178,7 @@ def test_pod_running_gives_an_ip_but_not_ready() -> None:
 
 
 def _sample_layout() -> tuple[build.Binaries, flags.StateLayout, flags.Ports]:
-    binaries = build.Binaries(*(Path(f"/bin/{name}") for name in "abcdefg"))
+    binaries = build.Binaries(*(Path(f"/bin/{name}") for name in "abcdef"))
     return binaries, flags.StateLayout(Path("/state")), flags.Ports(1, 2, 3, 4, 5)
 
 
@@ -192,16 +192,18 @@ def test_apiserver_flags_follow_the_local_cluster_rules() -> None:
         "--secure-port=3",
         "--etcd-servers=http://127.0.0.1:1",
         f"--service-cluster-ip-range={flags.SERVICE_CLUSTER_IP_RANGE}",
+        # On top of the defaults, as OpenShift has it: blockOwnerDeletion needs finalizers RBAC.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
     ):
         assert flag in args
 
 
 def test_kwok_flags() -> None:
     binaries, layout, _ = _sample_layout()
-    args = flags.kwok_args(binaries, layout)
+    args = flags.kwok_args(binaries, layout, "127.42.0.0/16")
     assert "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake" in args
     assert "--node-lease-duration-seconds=40" in args
-    assert f"--cidr={flags.POD_CIDR}" in args and flags.POD_CIDR.startswith("127.")
+    assert "--cidr=127.42.0.0/16" in args
 
 
 def test_token_file_puts_the_admin_in_system_masters() -> None:
@@ -227,9 +229,14 @@ def test_helm_ldflags_set_its_version_and_the_kubernetes_version_lint_assumes() 
     assert "-X helm.sh/helm/v3/internal/version.version=v3.22.0" in flags
     assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37" in flags
     assert "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1" in flags
-    helm = next(c for c in build.COMPONENTS if c.name == "helm")
-    command = build.go_build_command(helm, "v3.22.0", Path("/out"), go_mod)
+    command = build.go_build_command(build.HELM, "v3.22.0", Path("/out"), go_mod)
     assert command[-3:] == ["-o", "/out/helm", "helm.sh/helm/v3/cmd/helm"]
+
+
+def test_the_cluster_binaries_leave_out_helm() -> None:
+    """`make demo` builds only what it runs; helm is built for the chart test alone."""
+    assert [component.name for component in build.COMPONENTS] == ["etcd", "kubernetes", "kwok"]
+    assert build.HELM.binaries == ("helm",)
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "", "Upper", ".hidden"])

@@ -341,6 +341,17 @@ def facts_of() -> PodFacts:
     return facts
 
 
+@pytest.mark.parametrize(
+    ("ip", "served"),
+    [("127.100.0.7", True), ("127.101.0.7", False), ("10.244.0.7", False)],
+    ids=["own-range", "another-local-cluster", "not-loopback"],
+)
+def test_only_pods_in_the_clusters_own_pod_range_are_served(ip: str, served: bool) -> None:
+    want = desired([_pod(ip=ip)], {("ns", "qwen"): MD}, pod_cidr="127.100.0.0/16")
+    assert ("u1" in want) is served
+    assert "u1" in desired([_pod(ip=ip)], {("ns", "qwen"): MD})  # no range: every IP
+
+
 # -- load generator -----------------------------------------------------------------------------
 
 

@@ -48,7 +48,7 @@ def _pid_file(name: str, role: str) -> Path:
     return state_dir(name) / f"{role}.pid"
 
 
-def _start_background(name: str, role: str, kubeconfig: str) -> Path:
+def _start_background(name: str, role: str, kubeconfig: str, *extra_args: str) -> Path:
     """Start `modelfleet <command>` detached, so it keeps running after the demo command ends."""
     log = state_dir(name) / "logs" / f"{role}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,8 @@ def _start_background(name: str, role: str, kubeconfig: str) -> Path:
             _say(f"{role} already running (pid {pid})")
             return log
     env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
-    pid = spawn([sys.executable, "-m", "modelfleet.cli", *BACKGROUND[role]], log, env)
+    argv = [sys.executable, "-m", "modelfleet.cli", *BACKGROUND[role], *extra_args]
+    pid = spawn(argv, log, env)
     pid_file.write_text(f"{pid} {start_time(pid) or 0}")
     _say(f"{role} started (pid {pid}), log: {log}")
     return log
@@ -167,7 +168,8 @@ def demo(name: str, burst: bool = True) -> int:
         "--timeout=60s",
     )
     log = _start_background(name, "operator", kubeconfig)
-    _start_background(name, "emulator", kubeconfig)
+    # Only this cluster's pod range: a test cluster running next to the demo has its own.
+    _start_background(name, "emulator", kubeconfig, "--pod-cidr", state.pod_cidr)
     _say(f"applying the samples in {SAMPLES.relative_to(ROOT)}/")
     print(_kubectl(binaries.kubectl, kubeconfig, "apply", "-f", str(SAMPLES)).stdout, end="")
     _wait_ready(binaries.kubectl, kubeconfig, log)

@@ -1,17 +1,20 @@
 """A real local Kubernetes control plane with kwok-simulated GPU nodes, for tests and demos.
 
 Modules: `build` (go builds, cached), `nodes` and `stages` (pure inventory, Node and kwok Stage
-rendering), `flags` (pure component command lines), `credentials`, `processes`, `control_plane`
-(up/down/status) and `cli` (`modelfleet cluster ...`).
+rendering), `flags` (pure component command lines), `pod_range` (pure: each cluster's own pod IP
+range), `credentials`, `processes`, `control_plane` (up/down/status) and `cli` (`modelfleet
+cluster ...`).
 """
 
-from modelfleet.sim.cluster.build import Binaries, BuildError, ensure_binaries
+from modelfleet.sim.cluster.build import Binaries, BuildError, ensure_binaries, ensure_helm
 from modelfleet.sim.cluster.control_plane import (
     ClusterError,
     ClusterState,
     ClusterStatus,
+    all_states,
     api_client,
     down,
+    find_by_server,
     log_tails,
     read_state,
     status,
@@ -24,9 +27,12 @@ __all__ = [
     "ClusterError",
     "ClusterState",
     "ClusterStatus",
+    "all_states",
     "api_client",
     "down",
     "ensure_binaries",
+    "ensure_helm",
+    "find_by_server",
     "log_tails",
     "read_state",
     "status",

@@ -1,7 +1,8 @@
 """Build etcd, the Kubernetes binaries, kwok and helm from the pinned tools modules, cached by hash.
 
 A cold Kubernetes build takes tens of minutes on two cores, so binaries are cached outside the
-repo under a key that changes whenever a tools module's go.mod or go.sum changes.
+repo under a key that changes whenever a tools module's go.mod or go.sum changes. Each command
+builds only what it runs: the cluster binaries for `up` and the demo, helm only for the chart test.
 """
 
 from __future__ import annotations
@@ -59,12 +60,12 @@ COMPONENTS = (
         packages=("sigs.k8s.io/kwok/cmd/kwok",),
         binaries=("kwok",),
     ),
-    Component(
-        name="helm",
-        module_path="helm.sh/helm/v3",
-        packages=("helm.sh/helm/v3/cmd/helm",),
-        binaries=("helm",),
-    ),
+)
+HELM = Component(
+    name="helm",
+    module_path="helm.sh/helm/v3",
+    packages=("helm.sh/helm/v3/cmd/helm",),
+    binaries=("helm",),
 )
 
 
@@ -78,7 +79,6 @@ class Binaries:
     kube_scheduler: Path
     kubectl: Path
     kwok: Path
-    helm: Path
 
 
 def module_version(go_mod: str, module_path: str) -> str:
@@ -197,7 +197,7 @@ def build_component(component: Component) -> Path:
 
 
 def ensure_binaries() -> Binaries:
-    """Build (or reuse) every component and return the binary paths."""
+    """Build (or reuse) the cluster's components and return the binary paths (no helm)."""
     directories = {component.name: build_component(component) for component in COMPONENTS}
     kubernetes = directories["kubernetes"]
     return Binaries(
@@ -207,8 +207,12 @@ def ensure_binaries() -> Binaries:
         kube_scheduler=kubernetes / "kube-scheduler",
         kubectl=kubernetes / "kubectl",
         kwok=directories["kwok"] / "kwok",
-        helm=directories["helm"] / "helm",
     )
+
+
+def ensure_helm() -> Path:
+    """Build (or reuse) helm, which only the chart's test needs; its path."""
+    return build_component(HELM) / "helm"
 
 
 def _say(message: str) -> None:

@@ -11,8 +11,9 @@ import pydantic
 import yaml
 
 from modelfleet.sim.cluster import control_plane
-from modelfleet.sim.cluster.build import BuildError, ensure_binaries
+from modelfleet.sim.cluster.build import BuildError, ensure_binaries, ensure_helm
 from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, cluster_name, state_dir
+from modelfleet.sim.cluster.pod_range import PodRangeError
 from modelfleet.sim.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, parse_duration
 
 
@@ -34,6 +35,11 @@ def add_cluster_commands(commands: Any) -> None:
         "build",
         help="build and cache the binaries only",
         description="Build etcd, the Kubernetes binaries and kwok unless they are cached.",
+    )
+    build.add_argument(
+        "--helm",
+        action="store_true",
+        help="also build helm (only the chart's integration test uses it)",
     )
     build.set_defaults(func=_build)
 
@@ -85,7 +91,7 @@ def add_cluster_commands(commands: Any) -> None:
 
     status = sub.add_parser(
         "status",
-        help="show processes, ports, kubeconfig and node count",
+        help="show processes, ports, pod IP range, kubeconfig and node count",
         description="Show each component's PID, whether it is alive, its ports, and the nodes.",
     )
     _add_name(status)
@@ -113,9 +119,10 @@ def _add_name(parser: argparse.ArgumentParser) -> None:
 def _build(args: argparse.Namespace) -> int:
     try:
         binaries = ensure_binaries()
+        helm = ensure_helm() if args.helm else None
     except BuildError as error:
         return _fail(str(error))
-    for path in vars(binaries).values():
+    for path in (*vars(binaries).values(), *([helm] if helm else [])):
         print(path)
     return 0
 
@@ -131,9 +138,10 @@ def _up(args: argparse.Namespace) -> int:
         )
     except (pydantic.ValidationError, yaml.YAMLError) as error:
         return _fail(f"invalid node inventory {args.nodes}:\n{error}")
-    except (BuildError, control_plane.ClusterError, OSError) as error:
+    except (BuildError, control_plane.ClusterError, PodRangeError, OSError) as error:
         return _fail(str(error))
     print(f"cluster {state.name!r} is running: {state.server} ({state.node_count} nodes)")
+    print(f"pod IPs: {state.pod_cidr}")
     print(f"kubeconfig: {state.kubeconfig}")
     print(f"export KUBECONFIG={state.kubeconfig}")
     return 0
@@ -153,6 +161,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"cluster {args.name!r} is not running (no {state_dir(args.name)})")
         return 1
     print(f"cluster {report.name!r}: {report.server}")
+    print(f"pod IPs: {report.pod_cidr}")
     print(f"kubeconfig: {report.kubeconfig}")
     if not report.components:
         print(f"no processes running (the last `up` failed?); logs in {report.logs}")

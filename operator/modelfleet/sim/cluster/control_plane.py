@@ -2,11 +2,14 @@
 
 `up` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as detached
 processes, waiting in order (etcd health, apiserver /readyz, default ServiceAccount, Nodes Ready).
-state.json records what was started so `down` stops exactly those PIDs.
+state.json records what was started so `down` stops exactly those PIDs, and the cluster's own
+pod IP range, chosen at `up` so that no two local clusters share one (`pod_range`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -14,19 +17,19 @@ import ssl
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from modelfleet.sim.cluster import credentials, flags, processes
+from modelfleet.sim.cluster import credentials, flags, pod_range, processes
 from modelfleet.sim.cluster.build import Binaries, ensure_binaries
 from modelfleet.sim.cluster.nodes import NodeInventory, load_inventory, render_nodes
-from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, state_dir
+from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, cache_dir, state_dir
 from modelfleet.sim.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, render_stages
 
 WAIT_TIMEOUT_SECONDS = 90.0
@@ -59,6 +62,8 @@ class ClusterState(BaseModel):
     state_dir: str
     kubeconfig: str
     server: str
+    # A state.json from before per-cluster ranges has none: that cluster uses the legacy range.
+    pod_cidr: str = pod_range.LEGACY_POD_CIDR
     node_count: int = 0
     processes: list[ProcessRecord] = []
 
@@ -73,6 +78,21 @@ def read_state(name: str = DEFAULT_CLUSTER_NAME) -> ClusterState | None:
     if not path.exists():
         return None
     return ClusterState.model_validate_json(path.read_text())
+
+
+def all_states() -> list[ClusterState]:
+    """The state of every local cluster that has a state dir (running or not), by name."""
+    found = []
+    for path in sorted((cache_dir() / "cluster").glob("*/state.json")):
+        with contextlib.suppress(OSError, ValidationError):  # half-written or foreign: skip
+            found.append(ClusterState.model_validate_json(path.read_text()))
+    return found
+
+
+def find_by_server(server: str) -> ClusterState | None:
+    """The local cluster whose API server is `server` (e.g. from a kubeconfig), if any."""
+    wanted = server.rstrip("/")
+    return next((state for state in all_states() if state.server == wanted), None)
 
 
 def up(
@@ -93,15 +113,19 @@ def up(
     binaries = ensure_binaries()
     started = time.monotonic()
     layout = flags.StateLayout(state_dir(name))
-    layout.root.mkdir(parents=True)
     ports = flags.Ports(*(processes.free_port() for _ in range(5)))
     admin_kubeconfig = (kubeconfig or layout.admin_kubeconfig).absolute()
-    state = ClusterState(
-        name=name,
-        state_dir=str(layout.root),
-        kubeconfig=str(admin_kubeconfig),
-        server=f"https://127.0.0.1:{ports.apiserver}",
-    )
+    with _clusters_lock():  # two `up`s at once must not pick the same pod range
+        in_use = [other.pod_cidr for other in all_states() if other.name != name]
+        state = ClusterState(
+            name=name,
+            state_dir=str(layout.root),
+            kubeconfig=str(admin_kubeconfig),
+            server=f"https://127.0.0.1:{ports.apiserver}",
+            pod_cidr=pod_range.choose_pod_cidr(name, in_use),
+        )
+        layout.root.mkdir(parents=True)
+        _write_state(layout, state)
     admin_token = _write_credentials(layout, state.server, admin_kubeconfig, name)
     layout.stages_file.write_text(render_stages(model_load_delay))
     launcher = _Launcher(state, layout, timeout_seconds)
@@ -112,7 +136,7 @@ def up(
         launcher.stop_all()
         raise
     launcher.save()
-    _say(f"cluster {name!r} up in {time.monotonic() - started:.1f}s")
+    _say(f"cluster {name!r} up in {time.monotonic() - started:.1f}s, pod IPs in {state.pod_cidr}")
     return state
 
 
@@ -145,6 +169,7 @@ class ClusterStatus(BaseModel):
     name: str
     server: str
     kubeconfig: str
+    pod_cidr: str
     logs: str
     components: list[ComponentStatus]
     nodes: int | None
@@ -173,6 +198,7 @@ def status(name: str = DEFAULT_CLUSTER_NAME) -> ClusterStatus | None:
         name=state.name,
         server=state.server,
         kubeconfig=state.kubeconfig,
+        pod_cidr=state.pod_cidr,
         logs=str(flags.StateLayout(Path(state.state_dir)).logs_dir),
         components=components,
         nodes=_count_nodes(state.kubeconfig) if state.all_running() else None,
@@ -190,6 +216,26 @@ def log_tails(name: str = DEFAULT_CLUSTER_NAME, lines: int = 30) -> str:
 def api_client(kubeconfig: Path) -> Any:
     """A `kubernetes.client.ApiClient` for a kubeconfig file."""
     return k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def _clusters_lock() -> Iterator[None]:
+    """An exclusive lock over all local clusters' state dirs (held while choosing a pod range)."""
+    root = cache_dir() / "cluster"
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_state(layout: flags.StateLayout, state: ClusterState) -> None:
+    """Replace state.json at once: another `up` reads it for the pod ranges in use."""
+    partial = layout.state_file.with_suffix(".json.partial")
+    partial.write_text(state.model_dump_json(indent=2))
+    partial.replace(layout.state_file)
 
 
 def _write_credentials(
@@ -269,7 +315,7 @@ class _Launcher:
 
     def save(self) -> None:
         if self.layout.root.exists():
-            self.layout.state_file.write_text(self.state.model_dump_json(indent=2))
+            _write_state(self.layout, self.state)
 
 
 def _start_control_plane(
@@ -292,7 +338,8 @@ def _start_control_plane(
     launcher.start("kube-scheduler", scheduler_argv, {"secure": ports.scheduler})
     layout.kwok_home.mkdir(exist_ok=True)  # a scratch HOME, so a stray ~/.kwok is ignored
     kwok_env = {**os.environ, "HOME": str(layout.kwok_home)}
-    launcher.start("kwok", flags.kwok_args(binaries, layout), env=kwok_env)
+    kwok_argv = flags.kwok_args(binaries, layout, launcher.state.pod_cidr)
+    launcher.start("kwok", kwok_argv, env=kwok_env)
 
 
 def _create_nodes(launcher: _Launcher, kubeconfig: Path, inventory: NodeInventory) -> int:

@@ -1,7 +1,8 @@
 """Command lines of the control-plane components (pure: paths and ports in, argv out).
 
 Everything listens on 127.0.0.1. The service range and kwok's pod CIDR are disjoint; pod IPs sit
-inside 127.0.0.0/8 so a process bound to a pod's IP can stand in for the pod's server.
+inside 127.0.0.0/8 so a process bound to a pod's IP can stand in for the pod's server (each
+cluster gets its own /16 there, see `pod_range`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from modelfleet.sim.cluster.credentials import CertificateFiles, pki_files
 from modelfleet.sim.cluster.nodes import KWOK_NODE_ANNOTATION
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
-POD_CIDR = "127.100.0.0/16"
+# On top of the defaults. OwnerReferencesPermissionEnforcement (on in OpenShift) refuses
+# blockOwnerDeletion from a client that cannot update the owner's finalizers: tests must see it.
+ADMISSION_PLUGINS = ("OwnerReferencesPermissionEnforcement",)
 NODE_LEASE_DURATION_SECONDS = 40
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -105,6 +108,7 @@ def apiserver_args(binaries: Binaries, layout: StateLayout, ports: Ports) -> lis
         f"--tls-private-key-file={pki.serving_key}",
         f"--token-auth-file={layout.token_file}",
         "--authorization-mode=RBAC",
+        f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki.service_account_public_key}",
         f"--service-account-signing-key-file={pki.service_account_key}",
@@ -145,13 +149,14 @@ def scheduler_args(binaries: Binaries, layout: StateLayout, ports: Ports) -> lis
     ]
 
 
-def kwok_args(binaries: Binaries, layout: StateLayout) -> list[str]:
+def kwok_args(binaries: Binaries, layout: StateLayout, pod_cidr: str) -> list[str]:
+    """kwok hands out pod IPs from `pod_cidr`, this cluster's own range (`pod_range`)."""
     return [
         str(binaries.kwok),
         f"--kubeconfig={layout.component_kubeconfig('kwok')}",
         f"--config={layout.stages_file}",
         f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
-        f"--cidr={POD_CIDR}",
+        f"--cidr={pod_cidr}",
         "--node-ip=127.0.0.1",
         f"--node-lease-duration-seconds={NODE_LEASE_DURATION_SECONDS}",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
@@ -22,7 +23,8 @@ def add_engine_commands(commands: Any) -> None:
         description=(
             "Stand in for the engines of the local (kwok) cluster, whose pods run no "
             "containers. For each Running and Ready modelfleet engine pod, listen on the pod's "
-            f"IP (kwok gives 127.100.x.y) and port {ENGINE_PORT} and serve the OpenAI API "
+            f"IP (in the local cluster's own 127.N.0.0/16) and port {ENGINE_PORT} and serve the "
+            "OpenAI API "
             "(/v1/models, /v1/completions, /v1/chat/completions with stream: true), /health "
             "and /metrics with the engine's own metric names (vLLM, SGLang or llama.cpp). "
             "Timing follows modelfleet's performance model of the pod's model and GPU "
@@ -41,6 +43,16 @@ def add_engine_commands(commands: Any) -> None:
         action="append",
         default=[],
         help="emulate only this namespace's pods (repeatable; default: all namespaces)",
+    )
+    emulate.add_argument(
+        "--pod-cidr",
+        metavar="CIDR",
+        type=_network,
+        help=(
+            "serve only pods with an IP in this range (default: the pod range of the local "
+            "cluster whose API server the kubeconfig names, as `modelfleet cluster status` "
+            "shows it; every pod IP when the cluster is not a local one)"
+        ),
     )
     emulate.add_argument("--verbose", action="store_true", help="debug logging")
     emulate.set_defaults(func=_emulate)
@@ -126,6 +138,13 @@ def add_engine_commands(commands: Any) -> None:
     load.set_defaults(func=_load)
 
 
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -149,6 +168,7 @@ def _positive_int(text: str) -> int:
 
 def _emulate(args: argparse.Namespace) -> int:
     from modelfleet.kube.client import load_api_client
+    from modelfleet.sim.cluster.control_plane import find_by_server
     from modelfleet.sim.engine.emulator import Emulator, KubeObserver
 
     logging.basicConfig(
@@ -159,7 +179,20 @@ def _emulate(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("kubernetes").setLevel(logging.WARNING)
     api_client: Any = load_api_client(args.kubeconfig)
-    emulator = Emulator(KubeObserver(api_client, args.namespace))
+    log = logging.getLogger(__name__)
+    pod_cidr = args.pod_cidr
+    if pod_cidr is None:
+        # Two local clusters may run side by side (`make demo`, then `make test`): serve only the
+        # pods of the cluster this kubeconfig names, found by its API server address.
+        local = find_by_server(api_client.configuration.host)
+        if local is not None:
+            pod_cidr = local.pod_cidr
+        else:
+            log.warning(
+                "%s is not a local modelfleet cluster: serving pods at any IP",
+                api_client.configuration.host,
+            )
+    emulator = Emulator(KubeObserver(api_client, args.namespace, pod_cidr))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -168,8 +201,10 @@ def _emulate(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await emulator.run(stop)
 
-    logging.getLogger(__name__).info(
-        "emulating modelfleet engine pods in %s", ", ".join(args.namespace) or "all namespaces"
+    log.info(
+        "emulating modelfleet engine pods in %s with IPs in %s",
+        ", ".join(args.namespace) or "all namespaces",
+        pod_cidr or "any range",
     )
     try:
         asyncio.run(main())

@@ -5,7 +5,8 @@ kubernetes-client calls, in a worker thread so the event loop keeps serving), an
 of PodServers match the servable pods: a new Ready pod gets a server on podIP:8000, a pod that
 is gone, terminating or not Ready loses it. Polling is level-based: nothing to resume after a
 watch expires, and an API error only delays the next change (running servers keep serving).
-A bind failure (the address is taken, e.g. by a second emulator) is logged and retried.
+A bind failure (the address is taken, e.g. by a second emulator) is logged and retried. Only
+pods in the cluster's own pod range are served (see `pods.desired`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ Observe = Callable[[], dict[str, PodFacts]]
 
 
 class KubeObserver:
-    """Reads the servable engine pods (by uid) from the API server; blocking."""
+    """Reads the servable engine pods (by uid) from the API server; blocking. With `pod_cidr`,
+    only pods whose IP is in that range (the cluster's own pod range)."""
 
-    def __init__(self, api_client: Any, namespaces: list[str] | None = None) -> None:
+    def __init__(
+        self, api_client: Any, namespaces: list[str] | None = None, pod_cidr: str | None = None
+    ) -> None:
         self._api = api_client
         self._core: Any = client.CoreV1Api(api_client)
         self._custom: Any = client.CustomObjectsApi(api_client)
         self._namespaces = namespaces or []
+        self._pod_cidr = pod_cidr
 
     def __call__(self) -> dict[str, PodFacts]:
         pods: list[dict[str, Any]] = []
@@ -49,7 +54,7 @@ class KubeObserver:
         else:
             listed = self._core.list_pod_for_all_namespaces(label_selector=POD_SELECTOR)
             pods = self._api.sanitize_for_serialization(listed.items)
-        return desired(pods, self._model_deployments() if pods else {})
+        return desired(pods, self._model_deployments() if pods else {}, self._pod_cidr)
 
     def _model_deployments(self) -> dict[tuple[str, str], dict[str, Any]]:
         try:

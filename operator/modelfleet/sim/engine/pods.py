@@ -5,6 +5,9 @@ served while it is Running, Ready, has an IP and is not being deleted. What it s
 the pod itself where the pod says it (engine label, GPU product in its nodeSelector, GPU count
 in its limits: right even mid-rollout) and otherwise from its ModelDeployment (label
 modelfleet.dev/deployment): spec.model, spec.engine, status.placement.
+
+An emulator serves only pods whose IP lies in its own cluster's pod range: another local cluster
+never hands out those IPs, so two emulators side by side never answer for each other's pods.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from modelfleet.api.types import Engine
 from modelfleet.render.children import GPU_PRODUCT_LABEL, GPU_RESOURCE, MANAGED_BY, OWNER_LABEL
+from modelfleet.sim.cluster.pod_range import contains
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -93,15 +97,18 @@ def pod_facts(pod: dict[str, Any], md: dict[str, Any] | None) -> PodFacts | None
 
 
 def desired(
-    pods: list[dict[str, Any]], mds: dict[tuple[str, str], dict[str, Any]]
+    pods: list[dict[str, Any]],
+    mds: dict[tuple[str, str], dict[str, Any]],
+    pod_cidr: str | None = None,
 ) -> dict[str, PodFacts]:
-    """Servable pods by uid; `mds` maps (namespace, name) to ModelDeployments."""
+    """Servable pods by uid; `mds` maps (namespace, name) to ModelDeployments. With `pod_cidr`
+    (the cluster's pod range), pods with an IP outside it are left out."""
     found: dict[str, PodFacts] = {}
     for pod in pods:
         meta = pod.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(OWNER_LABEL, "")
         facts = pod_facts(pod, mds.get((meta.get("namespace", ""), owner)))
-        if facts is not None:
+        if facts is not None and (pod_cidr is None or contains(pod_cidr, facts.ip)):
             found[facts.uid] = facts
     return found
 
