@@ -20,6 +20,8 @@ from kubernetes.dynamic.resource import Resource
 from modelfleet.api.types import API_VERSION, KIND
 
 FIELD_MANAGER = "modelfleet"
+# No call may hang a pooled thread for good when the API server stops answering mid-request.
+REQUEST_TIMEOUT_SECONDS = 30
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class Kube:
                 namespace=meta.get("namespace"),
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
         except ForbiddenError as error:
             if "NamespaceTerminating" in str(error.body):
@@ -89,7 +92,9 @@ class Kube:
     ) -> dict[str, Any] | None:
         """The object, or None when it does not exist (yet, or any more)."""
         try:
-            obj = self.resource(api_version, kind).get(name=name, namespace=namespace)
+            obj = self.resource(api_version, kind).get(
+                name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
         except NotFoundError:
             return None
         found: dict[str, Any] = obj.to_dict()
@@ -103,7 +108,9 @@ class Kube:
         label_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         listed = self.resource(api_version, kind).get(
-            namespace=namespace, label_selector=label_selector
+            namespace=namespace,
+            label_selector=label_selector,
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
         )
         items: list[dict[str, Any]] = listed.to_dict().get("items") or []
         return items
@@ -130,6 +137,7 @@ class Kube:
                 namespace=namespace,
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
         except NotFoundError:
             log.debug("ModelDeployment %s/%s is gone; status not written", namespace, name)
