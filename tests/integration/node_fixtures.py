@@ -11,6 +11,21 @@ from kubernetes import client
 from modelfleet.sim.cluster.nodes import NodePool, render_node
 from tests.integration.operator_fixtures import wait_until
 
+A10G = "NVIDIA-A10G"  # in the catalog, not in the default inventory: only these nodes have it
+
+
+def a10g_pool(name: str, nodes: int, gpus_per_node: int) -> NodePool:
+    """Nodes of a GPU product no other test places on, so a test owns them outright."""
+    return NodePool(
+        name=name,
+        count=nodes,
+        cpu=str(12 * gpus_per_node),
+        memory=f"{64 * gpus_per_node}Gi",
+        gpu_product=A10G,
+        gpu_memory_mib=23028,
+        gpus_per_node=gpus_per_node,
+    )
+
 
 @contextmanager
 def extra_nodes(core: Any, pool: NodePool) -> Iterator[list[str]]:

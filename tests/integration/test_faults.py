@@ -15,8 +15,7 @@ from kubernetes import client
 
 from modelfleet.render.children import OWNER_LABEL
 from modelfleet.sim.cluster import control_plane
-from modelfleet.sim.cluster.nodes import NodePool
-from tests.integration.node_fixtures import extra_nodes
+from tests.integration.node_fixtures import A10G, a10g_pool, extra_nodes
 from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -139,17 +138,9 @@ def test_a_deleted_gpu_node_moves_the_pod_or_the_status_explains(
     api: Any, namespace: str, mds: ModelDeployments
 ) -> None:
     core: Any = client.CoreV1Api(api)
-    pool = NodePool(
-        name=f"fault-a10g-{namespace[-8:]}",
-        count=2,
-        cpu="32",
-        memory="128Gi",
-        gpu_product="NVIDIA-A10G",
-        gpu_memory_mib=23028,
-        gpus_per_node=1,
-    )
+    pool = a10g_pool(f"fault-a10g-{namespace[-8:]}", 2, 1)
     with extra_nodes(core, pool) as nodes:
-        mds.create(namespace, "moves", {**L4_SPEC, "gpu": {"product": "NVIDIA-A10G", "count": 1}})
+        mds.create(namespace, "moves", {**L4_SPEC, "gpu": {"product": A10G, "count": 1}})
         wait_until(lambda: ready(mds, namespace, "moves"), 60, "Ready=True on an A10G")
         first = _pod_node(core, namespace, "moves")
         core.delete_node(first)
@@ -164,7 +155,7 @@ def test_a_deleted_gpu_node_moves_the_pod_or_the_status_explains(
         message = wait_until(
             lambda: _explained(mds, namespace, "moves"), 150, "status explaining the lost GPUs"
         )
-        assert "NVIDIA-A10G" in message, message
+        assert A10G in message, message
 
 
 def test_a_deployment_deleted_while_scaling_leaves_nothing_behind(

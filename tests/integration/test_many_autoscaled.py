@@ -15,8 +15,7 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelfleet.sim.cluster.nodes import NodePool
-from tests.integration.node_fixtures import extra_nodes
+from tests.integration.node_fixtures import A10G, a10g_pool, extra_nodes
 from tests.integration.operator_fixtures import (
     ModelDeployments,
     OperatorProcess,
@@ -34,7 +33,7 @@ INTERVAL = 5
 ON_TIME_SECONDS = 2 * INTERVAL + 2
 SPEC: dict[str, Any] = {
     "model": "Qwen/Qwen2.5-7B-Instruct",
-    "gpu": {"product": "NVIDIA-A10G", "count": 1},
+    "gpu": {"product": A10G, "count": 1},
     "replicas": 1,
     "minReplicas": 1,
     "maxReplicas": 2,
@@ -84,15 +83,7 @@ def test_fifty_autoscaled_deployments_reconcile_and_decide_on_time(
 def _fifty_on_time(api: Any, namespace: str, mds: ModelDeployments, port: int) -> None:
     core: Any = client.CoreV1Api(api)
     names = [f"auto-{index:02d}" for index in range(COUNT)]
-    pool = NodePool(
-        name=f"many-a10g-{namespace[-8:]}",
-        count=7,
-        cpu="96",
-        memory="512Gi",
-        gpu_product="NVIDIA-A10G",
-        gpu_memory_mib=23028,
-        gpus_per_node=8,
-    )
+    pool = a10g_pool(f"many-a10g-{namespace[-8:]}", 7, 8)
     with extra_nodes(core, pool):
         for name in names:
             mds.create(namespace, name, SPEC)
