@@ -75,6 +75,14 @@ def kubeconfig(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def audit_log(kubeconfig: Path) -> Path | None:
+    """The test cluster's API server audit log; None for a cluster `up` did not start (or an
+    older `up` started without one)."""
+    state = control_plane.find_by_server(_server(kubeconfig))
+    return state.audit_log if state is not None and state.audit_log.exists() else None
+
+
+@pytest.fixture(scope="session")
 def api(kubeconfig: Path) -> Iterator[Any]:
     """A kubernetes.client.ApiClient for the test cluster."""
     with control_plane.api_client(kubeconfig) as api_client:

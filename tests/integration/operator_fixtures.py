@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,11 +59,14 @@ def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
 
 @contextmanager
 def run_operator(
-    kubeconfig: Path, log_path: Path, extra_env: dict[str, str] | None = None
+    kubeconfig: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`modelfleet run` as a subprocess, as in production; its log is printed on failure."""
+    """`modelfleet run ARGS` as a subprocess, as in production; its log is printed on failure."""
     env = {**operator_env(kubeconfig), **(extra_env or {})}
-    process = start_modelfleet(["run"], log_path, env)
+    process = start_modelfleet(["run", *args], log_path, env)
     try:
         yield process
     finally:

@@ -5,13 +5,18 @@ out-of-cluster with a token of the chart's ServiceAccount: every API call the op
 through exactly the permissions the chart grants, and any missing one shows up as a 403. The local
 API server runs the OwnerReferencesPermissionEnforcement admission plugin (as OpenShift does), so
 the children's blockOwnerDeletion needs the chart's `modeldeployments/finalizers` rule too.
+
+The operator is driven through every path that talks to the API, then the API server's audit log
+says what it really called; that set is held against the rules `helm template` renders: every
+call allowed, every grant used (or excused below, with the reason).
 """
 
 from __future__ import annotations
 
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.types import GROUP, PLURAL
+from modelfleet.sim.cluster import audit, rbac
+from modelfleet.sim.cluster.audit import AuditEvent
 from modelfleet.sim.cluster.build import ensure_helm
 from tests.integration.operator_fixtures import ModelDeployments, run_operator, wait_until
 
@@ -30,7 +37,27 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "modelfleet"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 RELEASE = "modelfleet"
 SERVICE_ACCOUNT = "modelfleet"  # the chart's fullname for a release named "modelfleet"
+PRICES = ("--set-json", 'prices={"NVIDIA-L4": 0.55}')
 SPEC = {"model": "Qwen/Qwen2.5-7B-Instruct", "gpu": {"product": "NVIDIA-L4", "count": 1}}
+AUTOSCALED = "qwen-7b-autoscaled"
+AUTOSCALED_SPEC = {
+    **SPEC,
+    "replicas": 2,
+    "minReplicas": 1,
+    "maxReplicas": 2,
+    # Idle engines and no stabilisation window: the first decisions scale 2 -> 1.
+    "autoscaling": {"intervalSeconds": 1, "scaleDownWindowSeconds": 0},
+}
+NOWHERE = "qwen-7b-nowhere"
+NOWHERE_SPEC = {**SPEC, "gpu": {"product": "NVIDIA-A10G", "count": 1}}  # no such nodes here
+# Grants the operator needs that the audit log cannot show as a request of its own, each with
+# the reason. The comparison fails if an entry gets used after all or is no longer granted.
+EXCUSED: dict[rbac.Permission, str] = {
+    ("modelfleet.dev", "modeldeployments/finalizers", "update"): (
+        "children set blockOwnerDeletion; OwnerReferencesPermissionEnforcement authorizes it "
+        "inside the child's create (an admission check, no request: the log never shows it)"
+    ),
+}
 # Permission denials in the operator's log: RBAC ('... is forbidden: User "system:serviceaccount:
 # ..." cannot ...') and OwnerReferencesPermissionEnforcement ('... is forbidden: cannot set
 # blockOwnerDeletion ...'). Not every 403: another test's terminating namespace also answers one.
@@ -105,8 +132,17 @@ def service_account_kubeconfig(admin: Path, namespace: str, token: str, path: Pa
 
 
 def test_chart_installs_and_its_rbac_runs_the_operator(
-    helm: Any, kubeconfig: Path, api: Any, namespace: str, tmp_path: Path
+    helm: Any,
+    kubeconfig: Path,
+    api: Any,
+    namespace: str,
+    emulator: Path,
+    audit_log: Path | None,
+    tmp_path: Path,
 ) -> None:
+    """Install, run the operator on the chart's RBAC through every API path, then hold what the
+    API server saw it call against what the chart grants (cluster-wide, then with
+    watchNamespaces)."""
     core: Any = client.CoreV1Api(api)
     extensions: Any = client.ApiextensionsV1Api(api)
     release_namespace = f"modelfleet-{secrets.token_hex(4)}"
@@ -116,23 +152,36 @@ def test_chart_installs_and_its_rbac_runs_the_operator(
         assert error.status == 404
         crd_existed = False
 
-    try:
+    def release(command: str, *values: str) -> None:
         helm(
-            "install",
+            command,
             RELEASE,
             str(CHART),
             "--namespace",
             release_namespace,
-            "--create-namespace",
-            "--set-json",
-            'prices={"NVIDIA-L4": 0.55}',
+            *values,
             "--wait",
             "--timeout",
             "60s",
             kubeconfig=kubeconfig,
         )
+
+    watch_one = ("--set", f"watchNamespaces={{{namespace}}}")
+    cluster_wide_rules = _rendered_rules(helm, release_namespace)
+    watching_rules = _rendered_rules(helm, release_namespace, *watch_one)
+    try:
+        release("install", "--create-namespace", *PRICES)
         _check_installed(helm, kubeconfig, api, release_namespace, crd_existed)
-        _check_operator_runs_on_chart_rbac(api, kubeconfig, release_namespace, namespace, tmp_path)
+        operator = ChartOperator(api, kubeconfig, release_namespace, namespace, tmp_path)
+        with _audited(audit_log, release_namespace, cluster_wide_rules) as cluster_wide:
+            operator.exercise_cluster_wide()
+        release("upgrade", *PRICES, *watch_one)
+        with _audited(audit_log, release_namespace, watching_rules) as one_namespace:
+            operator.exercise_one_namespace()
+        if audit_log is None:
+            pytest.skip("the cluster has no audit log (not started by `up`): RBAC not compared")
+        _check_chart_grants_what_was_used(cluster_wide_rules, cluster_wide)
+        _check_watch_namespaces_grants(cluster_wide_rules, watching_rules, one_namespace)
     finally:
         helm(
             "uninstall", RELEASE, "--namespace", release_namespace, "--wait", kubeconfig=kubeconfig
@@ -172,35 +221,175 @@ def _check_installed(
     assert yaml.safe_load(prices.data["prices.yaml"]) == {"NVIDIA-L4": 0.55}
 
 
-def _check_operator_runs_on_chart_rbac(
-    api: Any, admin: Path, release_namespace: str, namespace: str, tmp_path: Path
-) -> None:
-    token_request = client.CoreV1Api(api).create_namespaced_service_account_token(
-        SERVICE_ACCOUNT, release_namespace, {"spec": {"expirationSeconds": 3600}}
-    )
-    kubeconfig = service_account_kubeconfig(
-        admin, release_namespace, token_request.status.token, tmp_path / "sa-kubeconfig"
-    )
-    log_path = tmp_path / "operator.log"
-    mds = ModelDeployments(api)
-    lease_env = {"MODELFLEET_NAMESPACE": release_namespace}
-    with run_operator(kubeconfig, log_path, lease_env) as process:
+class ChartOperator:
+    """`modelfleet run` out-of-cluster with a token of the chart's ServiceAccount, driven
+    through every path that talks to the API server; any denial fails within seconds."""
+
+    def __init__(
+        self, api: Any, admin: Path, release_namespace: str, namespace: str, tmp_path: Path
+    ) -> None:
+        core: Any = client.CoreV1Api(api)
+        token_request = core.create_namespaced_service_account_token(
+            SERVICE_ACCOUNT, release_namespace, {"spec": {"expirationSeconds": 3600}}
+        )
+        self.kubeconfig = service_account_kubeconfig(
+            admin, release_namespace, token_request.status.token, tmp_path / "sa-kubeconfig"
+        )
+        self.api, self.namespace = api, namespace
+        self.env = {"MODELFLEET_NAMESPACE": release_namespace}  # the leader Lease's namespace
+        self.log_path = tmp_path / "operator.log"
+        self.mds = ModelDeployments(api)
+
+    def exercise_cluster_wide(self) -> None:
+        """Create (children applied, status, a Ready Event), autoscale (pods read, a Scaled
+        Event), fit nowhere (a Degraded status and Event), change a spec (children re-applied),
+        delete; the leader Lease throughout."""
+        with self._running():
+            self.mds.create(self.namespace, "qwen-7b", SPEC)
+            self.mds.create(self.namespace, AUTOSCALED, AUTOSCALED_SPEC)
+            self.mds.create(self.namespace, NOWHERE, NOWHERE_SPEC)
+            self._wait(lambda: self._ready("qwen-7b", generation=1), 90, "qwen-7b Ready")
+            # The emulator answers for both replicas, idle: the autoscaler scales 2 -> 1.
+            self._wait(lambda: self._scaled_to_one(), 90, f"{AUTOSCALED} scaled down to 1")
+            self._wait(self._fits_nowhere, 30, f"{NOWHERE}: NoFeasiblePlacement")
+            self.mds.patch_spec(self.namespace, "qwen-7b", {"extraArgs": ["--enforce-eager"]})
+            self._wait(lambda: self._ready("qwen-7b", generation=2), 90, "the edit reconciled")
+            self._delete("qwen-7b", AUTOSCALED, NOWHERE)
+
+    def exercise_one_namespace(self) -> None:
+        """With watchNamespaces the operator watches only those namespaces (kopf lists and
+        watches Namespaces to find them): one deployment created, Ready, deleted."""
+        with self._running("--namespace", self.namespace):
+            self.mds.create(self.namespace, "qwen-7b-watched", SPEC)
+            self._wait(lambda: self._ready("qwen-7b-watched", generation=1), 90, "Ready")
+            self._delete("qwen-7b-watched")
+
+    @contextmanager
+    def _running(self, *args: str) -> Iterator[None]:
+        """The operator for one phase; stopped (SIGTERM: it releases the Lease) at the end, so
+        every request it made is complete in the audit log."""
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with run_operator(self.kubeconfig, self.log_path, self.env, args) as process:
+            try:
+                yield
+                log = self.log_path.read_text()[start:]
+                assert process.poll() is None, "operator exited"
+                assert "acquired the leader lease" in log
+                assert "Handler 'on_change' succeeded" in log, "this operator never handled it"
+            except BaseException:
+                print("---- operator log (with the chart's ServiceAccount) ----")
+                print(self.log_path.read_text())
+                raise
+        self._fail_on_denials()
+
+    def _wait(self, check: Callable[[], object], timeout: float, what: str) -> None:
+        """Wait for `check`, but stop at the first denial: a missing rule fails in seconds."""
+        wait_until(
+            lambda: check() or denials(self.log_path.read_text()),
+            timeout,
+            f"{what} (or a denial) with the chart's RBAC",
+        )
+        self._fail_on_denials()
+
+    def _fail_on_denials(self) -> None:
+        found = denials(self.log_path.read_text())
+        if found:
+            pytest.fail("the operator was denied:\n" + "\n".join(found), pytrace=False)
+
+    def _ready(self, name: str, generation: int) -> bool:
+        status = self.mds.get(self.namespace, name).get("status") or {}
+        ready = self.mds.condition(self.namespace, name, "Ready").get("status") == "True"
+        return ready and status.get("observedGeneration") == generation
+
+    def _scaled_to_one(self) -> bool:
+        status = self.mds.get(self.namespace, AUTOSCALED).get("status") or {}
+        events = client.CoreV1Api(self.api).list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={AUTOSCALED},reason=Scaled"
+        )
+        return status.get("desiredReplicas") == 1 and bool(events.items)
+
+    def _fits_nowhere(self) -> bool:
+        ready = self.mds.condition(self.namespace, NOWHERE, "Ready")
+        return ready.get("reason") == "NoFeasiblePlacement"
+
+    def _delete(self, *names: str) -> None:
+        """Delete while the operator runs: kopf's finalizer (timers and daemons add one) goes."""
+        for name in names:
+            self.mds.delete(self.namespace, name)
+
+        def gone() -> bool:
+            return not any(self._exists(name) for name in names)
+
+        self._wait(gone, 60, f"{', '.join(names)} deleted")
+
+    def _exists(self, name: str) -> bool:
         try:
-            mds.create(namespace, "qwen-7b", SPEC)
-
-            def ready_or_denied() -> bool:
-                """Stop at the first denial: a missing rule fails in seconds, naming the call."""
-                ready = mds.condition(namespace, "qwen-7b", "Ready").get("status") == "True"
-                return ready or bool(denials(log_path.read_text()))
-
-            wait_until(ready_or_denied, 90, "Ready=True (or a denial) with the chart's RBAC")
-            log = log_path.read_text()
-            assert not denials(log), denials(log)
-            assert process.poll() is None, "operator exited"
-            # This operator (not another one in the session) did the work.
-            assert "Handler 'on_change' succeeded" in log, "the operator never handled it"
-            assert "acquired the leader lease" in log
-        except BaseException:
-            print("---- operator log (with the chart's ServiceAccount) ----")
-            print(log_path.read_text())
+            self.mds.get(self.namespace, name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
             raise
+        return True
+
+
+def operator_requests(audit_log: Path | None, release_namespace: str) -> list[AuditEvent]:
+    """The chart ServiceAccount's requests in the audit log, oldest first (none without one)."""
+    if audit_log is None:
+        return []
+    user = audit.service_account_user(release_namespace, SERVICE_ACCOUNT)
+    return audit.requests(audit.read_events(audit_log, user))
+
+
+@contextmanager
+def _audited(
+    audit_log: Path | None, release_namespace: str, rules: list[rbac.Rule]
+) -> Iterator[list[AuditEvent]]:
+    """Collect the ServiceAccount's requests made inside the block into the yielded list; if the
+    block fails (a denial), print how they compare with `rules`: the missing grant, by name."""
+    before = {event.audit_id for event in operator_requests(audit_log, release_namespace)}
+
+    def since() -> list[AuditEvent]:
+        found = operator_requests(audit_log, release_namespace)
+        return [event for event in found if event.audit_id not in before]
+
+    phase: list[AuditEvent] = []
+    try:
+        yield phase
+    except BaseException:
+        if audit_log is not None:
+            print("---- the chart's RBAC and the calls the API server saw (the phase stopped")
+            print("     early: grants it had not reached yet show as excess) ----")
+            print(rbac.compare(rbac.calls(since()), rules, EXCUSED).report())
+        raise
+    phase += since()
+
+
+def _rendered_rules(helm: Any, release_namespace: str, *values: str) -> list[rbac.Rule]:
+    """The RBAC rules `helm template` binds to the chart's ServiceAccount, with these values."""
+    text = helm("template", RELEASE, str(CHART), "--namespace", release_namespace, *values)
+    return rbac.bound_rules(yaml.safe_load_all(text), release_namespace, SERVICE_ACCOUNT)
+
+
+def _check_chart_grants_what_was_used(rules: list[rbac.Rule], events: list[AuditEvent]) -> None:
+    """(a) every call the operator made is allowed; (b) every grant was used, or is excused."""
+    comparison = rbac.compare(rbac.calls(events), rules, EXCUSED)
+    print(comparison.report())
+    if not comparison.ok:
+        pytest.fail(f"the chart's RBAC and the operator's calls differ:\n{comparison.report()}")
+
+
+def _check_watch_namespaces_grants(
+    default: list[rbac.Rule], watching: list[rbac.Rule], events: list[AuditEvent]
+) -> None:
+    """watchNamespaces adds grants only the namespaced operator uses, and it used them all."""
+    comparison = rbac.compare(rbac.calls(events), watching, {})
+    added = {p for rule in watching for p in rule.permissions()} - {
+        p for rule in default for p in rule.permissions()
+    }
+    assert added, "watchNamespaces should grant what only a namespaced operator needs"
+    unused = sorted(rbac.show(p) for p in added - comparison.used)
+    if comparison.denied or unused:
+        pytest.fail(
+            f"with watchNamespaces: unused added grants {unused}; the calls against the "
+            f"rules:\n{comparison.report()}"
+        )

@@ -163,6 +163,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"cluster {report.name!r}: {report.server}")
     print(f"pod IPs: {report.pod_cidr}")
     print(f"kubeconfig: {report.kubeconfig}")
+    print(f"audit log: {report.audit_log}")
     if not report.components:
         print(f"no processes running (the last `up` failed?); logs in {report.logs}")
     for component in report.components:

@@ -26,7 +26,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import BaseModel, ValidationError
 
-from modelfleet.sim.cluster import credentials, flags, pod_range, processes
+from modelfleet.sim.cluster import audit, credentials, flags, pod_range, processes
 from modelfleet.sim.cluster.build import Binaries, ensure_binaries
 from modelfleet.sim.cluster.nodes import NodeInventory, load_inventory, render_nodes
 from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, cache_dir, state_dir
@@ -66,6 +66,11 @@ class ClusterState(BaseModel):
     pod_cidr: str = pod_range.LEGACY_POD_CIDR
     node_count: int = 0
     processes: list[ProcessRecord] = []
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (read it with `audit.read_events`)."""
+        return flags.StateLayout(Path(self.state_dir)).audit_log
 
     def all_running(self) -> bool:
         return bool(self.processes) and all(
@@ -128,6 +133,8 @@ def up(
         _write_state(layout, state)
     admin_token = _write_credentials(layout, state.server, admin_kubeconfig, name)
     layout.stages_file.write_text(render_stages(model_load_delay))
+    layout.audit_policy_file.write_text(audit.policy_text())
+    layout.audit_log.parent.mkdir()
     launcher = _Launcher(state, layout, timeout_seconds)
     try:
         _start_control_plane(launcher, binaries, ports, admin_token)
@@ -171,6 +178,7 @@ class ClusterStatus(BaseModel):
     kubeconfig: str
     pod_cidr: str
     logs: str
+    audit_log: str
     components: list[ComponentStatus]
     nodes: int | None
 
@@ -200,6 +208,7 @@ def status(name: str = DEFAULT_CLUSTER_NAME) -> ClusterStatus | None:
         kubeconfig=state.kubeconfig,
         pod_cidr=state.pod_cidr,
         logs=str(flags.StateLayout(Path(state.state_dir)).logs_dir),
+        audit_log=str(state.audit_log),
         components=components,
         nodes=_count_nodes(state.kubeconfig) if state.all_running() else None,
     )

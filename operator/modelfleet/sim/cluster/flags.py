@@ -18,6 +18,10 @@ SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 # On top of the defaults. OwnerReferencesPermissionEnforcement (on in OpenShift) refuses
 # blockOwnerDeletion from a client that cannot update the owner's finalizers: tests must see it.
 ADMISSION_PLUGINS = ("OwnerReferencesPermissionEnforcement",)
+# The audit log rotates at this size, keeping this many old files: a demo left running for days
+# holds at most (1 + backups) x size on disk, and a benchmark still finds its recent requests.
+AUDIT_LOG_MAX_SIZE_MB = 50
+AUDIT_LOG_MAX_BACKUPS = 3
 NODE_LEASE_DURATION_SECONDS = 40
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -54,6 +58,15 @@ class StateLayout:
     @property
     def stages_file(self) -> Path:
         return self.root / "kwok-stages.yaml"
+
+    @property
+    def audit_policy_file(self) -> Path:
+        return self.root / "audit-policy.yaml"
+
+    @property
+    def audit_log(self) -> Path:
+        """The current file; rotated ones sit beside it (see `audit.log_files`)."""
+        return self.root / "audit" / "audit.log"
 
     @property
     def kwok_home(self) -> Path:
@@ -116,6 +129,12 @@ def apiserver_args(binaries: Binaries, layout: StateLayout, ports: Ports) -> lis
         "--endpoint-reconciler-type=none",
         "--allow-privileged=true",
         "--profiling=false",
+        # Who called what (Metadata level, see audit-policy.yaml): the chart's RBAC test compares
+        # the operator's calls with the chart's rules, benchmarks count requests.
+        f"--audit-policy-file={layout.audit_policy_file}",
+        f"--audit-log-path={layout.audit_log}",
+        f"--audit-log-maxsize={AUDIT_LOG_MAX_SIZE_MB}",
+        f"--audit-log-maxbackup={AUDIT_LOG_MAX_BACKUPS}",
     ]
 
 
