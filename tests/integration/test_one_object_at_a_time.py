@@ -30,6 +30,7 @@ class Recorder:
         self.generations: list[int] = []  # status.observedGeneration, in event order
         self.templates: list[int] = []  # the --max-num-seqs value of the Deployment's template
         self._watches = [watch.Watch(), watch.Watch()]
+        self._stopped = False
         custom: Any = client.CustomObjectsApi(api)
         apps: Any = client.AppsV1Api(api)
         selector = f"metadata.name={name}"
@@ -59,8 +60,12 @@ class Recorder:
         ]
 
     def _follow(self, w: Any, lister: Any, args: tuple[Any, ...], selector: str, on: Any) -> None:
-        for event in w.stream(lister, *args, field_selector=selector, timeout_seconds=120):
-            on(event["object"])
+        try:
+            for event in w.stream(lister, *args, field_selector=selector, timeout_seconds=120):
+                on(event["object"])
+        except Exception:
+            if not self._stopped:  # after the test, the stream may die with the cluster
+                raise
 
     def _on_model_deployment(self, obj: dict[str, Any]) -> None:
         seen = (obj.get("status") or {}).get("observedGeneration")
@@ -79,6 +84,7 @@ class Recorder:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stopped = True
         for w in self._watches:
             w.stop()
 
