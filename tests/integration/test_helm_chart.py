@@ -29,7 +29,12 @@ from modelfleet.api.types import GROUP, PLURAL
 from modelfleet.sim.cluster import audit, rbac
 from modelfleet.sim.cluster.audit import AuditEvent
 from modelfleet.sim.cluster.build import ensure_helm
-from tests.integration.operator_fixtures import ModelDeployments, run_operator, wait_until
+from tests.integration.operator_fixtures import (
+    ModelDeployments,
+    OperatorProcess,
+    run_operator,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -138,11 +143,16 @@ def test_chart_installs_and_its_rbac_runs_the_operator(
     namespace: str,
     emulator: Path,
     audit_log: Path | None,
+    operator_process: OperatorProcess,
     tmp_path: Path,
 ) -> None:
     """Install, run the operator on the chart's RBAC through every API path, then hold what the
     API server saw it call against what the chart grants (cluster-wide, then with
-    watchNamespaces)."""
+    watchNamespaces).
+
+    The session's operator is stopped meanwhile: the chart's must do all the work itself (create
+    the children, scale, post the Events), or its grants for that would look unused.
+    """
     core: Any = client.CoreV1Api(api)
     extensions: Any = client.ApiextensionsV1Api(api)
     release_namespace = f"modelfleet-{secrets.token_hex(4)}"
@@ -169,6 +179,7 @@ def test_chart_installs_and_its_rbac_runs_the_operator(
     watch_one = ("--set", f"watchNamespaces={{{namespace}}}")
     cluster_wide_rules = _rendered_rules(helm, release_namespace)
     watching_rules = _rendered_rules(helm, release_namespace, *watch_one)
+    operator_process.stop()
     try:
         release("install", "--create-namespace", *PRICES)
         _check_installed(helm, kubeconfig, api, release_namespace, crd_existed)
@@ -183,10 +194,18 @@ def test_chart_installs_and_its_rbac_runs_the_operator(
         _check_chart_grants_what_was_used(cluster_wide_rules, cluster_wide)
         _check_watch_namespaces_grants(cluster_wide_rules, watching_rules, one_namespace)
     finally:
-        helm(
-            "uninstall", RELEASE, "--namespace", release_namespace, "--wait", kubeconfig=kubeconfig
-        )
-        core.delete_namespace(release_namespace)
+        try:
+            helm(
+                "uninstall",
+                RELEASE,
+                "--namespace",
+                release_namespace,
+                "--wait",
+                kubeconfig=kubeconfig,
+            )
+            core.delete_namespace(release_namespace)
+        finally:
+            operator_process.start()
 
 
 def _check_installed(
