@@ -1,4 +1,4 @@
-"""The autoscaler: one daemon per ModelDeployment with maxReplicas, writing only the replica count.
+"""The autoscaler of each ModelDeployment with maxReplicas, writing only the replica count.
 
 Every autoscaling.intervalSeconds it scrapes the ready pods' /metrics, asks the pure policy for
 a count and, when that changes, records it in status (desiredReplicas, lastScaleTime, reason, an
@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from modelfleet.api.types import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelDeployment
+from modelfleet.api.types import API_VERSION, KIND, ModelDeployment
 from modelfleet.autoscale.count import replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
 from modelfleet.handlers import metrics
@@ -33,29 +33,16 @@ from modelfleet.status import unplaceable
 log = logging.getLogger(__name__)
 
 
-@kopf.daemon(
-    GROUP, VERSION, PLURAL, field="spec.maxReplicas", value=kopf.PRESENT, cancellation_timeout=10
-)
-async def autoscale(
-    stopped: kopf.DaemonStopped, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """An asyncio task per autoscaled deployment: it waits and scrapes in the event loop and
-    takes a pooled thread only for its API calls, under the object's lock like every handler."""
-    key = (namespace or "default", name)
-    state: AutoscalerState | None = None
-    while not stopped:
-        started = time.monotonic()
-        try:
-            async with serial.lock(key):
-                state, interval = await interval_step(memo, key, state)
-        except NotLeader:
-            state, interval = None, DEFAULT_INTERVAL  # forget what we saw: stale when we lead
-        except Exception as error:  # one failed interval (API down, a bug) must not end the daemon
-            log.warning("%s/%s: autoscaler interval failed: %s", *key, error)
-            interval = DEFAULT_INTERVAL
-        if interval is None:
-            return  # the ModelDeployment is gone
-        await stopped.wait(max(0.0, interval - (time.monotonic() - started)))
+async def run_interval(
+    memo: kopf.Memo, key: tuple[str, str], state: AutoscalerState | None
+) -> tuple[AutoscalerState | None, float | None]:
+    """One autoscaler interval of one deployment under its lock (handlers/schedule.py calls it):
+    it scrapes in the event loop and takes a pooled thread only for its API calls."""
+    try:
+        async with serial.lock(key):
+            return await interval_step(memo, key, state)
+    except NotLeader:
+        return None, DEFAULT_INTERVAL  # forget what we saw: stale when we lead again
 
 
 DEFAULT_INTERVAL = 10.0

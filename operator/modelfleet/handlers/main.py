@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 import yaml
 
-from modelfleet.handlers import autoscaler, endpoints, modeldeployment  # noqa: F401 (registers)
+from modelfleet.handlers import autoscaler, endpoints, modeldeployment, schedule  # noqa: F401
 from modelfleet.kube.client import Kube, load_api_client
 from modelfleet.kube.lease import LeaderElector
 from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_overrides
@@ -111,13 +111,18 @@ async def _serve(
             if stop.is_set():
                 return 0
             lost.clear()
-            await kopf.operator(
-                standalone=True,
-                namespaces=namespaces,
-                clusterwide=not namespaces,
-                memo=memo,
-                stop_flag=lost,
-            )
+            periodic = asyncio.create_task(schedule.run(memo))
+            try:
+                await kopf.operator(
+                    standalone=True,
+                    namespaces=namespaces,
+                    clusterwide=not namespaces,
+                    memo=memo,
+                    stop_flag=lost,
+                )
+            finally:
+                periodic.cancel()
+                await asyncio.gather(periodic, return_exceptions=True)
             if not lost.is_set():
                 return 0  # kopf ended on a signal
             log.warning("leadership lost: handlers stopped, standing by")

@@ -23,6 +23,11 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+PERIODIC_RUNNING = Gauge(
+    "modelfleet_periodic_work_running",
+    "Resyncs and autoscaler intervals in flight (capped; due work beyond the cap waits).",
+    registry=REGISTRY,
+)
 AUTOSCALER_LAST_DECISION = Gauge(
     "modelfleet_autoscaler_last_decision_timestamp_seconds",
     "Unix time of the autoscaler's last decision (hold or scale) for a ModelDeployment.",

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError
@@ -87,21 +87,6 @@ def _key(body: kopf.Body) -> tuple[str, str]:
 @kopf.on.update(GROUP, VERSION, PLURAL)
 async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await serial.run(_key(body), measured, "change", memo, *_key(body), raise_on_invalid=True)
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await serial.run(_key(body), measured, "timer", memo, *_key(body), raise_on_invalid=False)
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-async def forget(body: kopf.Body, **_: Any) -> None:
-    """Owner references collect the children; only the object's lock is ours to drop.
-
-    optional=True: kopf adds no finalizer for it, so deletion never waits for the operator.
-    """
-    serial.forget(_key(body))
-    metrics.forget(*_key(body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
@@ -236,7 +221,7 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
     except ConflictError:
         return False  # the object moved on; the next interval decides again on what it is now
     if written:
-        _announce(body, md.status, desired)
+        _announce(kube, body, md.status, desired)
     return written
 
 
@@ -250,18 +235,15 @@ def _write_status(
     observed = _observe(kube, md)
     desired = compute_status(md, observed, placement, generation, now=_now())
     if _write_if_changed(kube, body, md.status, desired):
-        _announce(body, md.status, desired)
+        _announce(kube, body, md.status, desired)
 
 
-def _announce(body: Any, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:
+def _announce(
+    kube: Kube, body: dict[str, Any], old: ModelDeploymentStatus, new: ModelDeploymentStatus
+) -> None:
     """A Kubernetes Event on the ModelDeployment for each change worth telling (announcements)."""
     for news in announcements(old, new):
-        kopf.event(
-            kopf.Body(cast(kopf.RawBody, body)),
-            type=news.type,
-            reason=news.reason,
-            message=news.message,
-        )
+        kube.post_event(body, news.type, news.reason, news.message)
 
 
 def _observe(kube: Kube, md: ModelDeployment) -> Observed:
@@ -285,7 +267,7 @@ def _report_unplaceable(
     generation = int((body.get("metadata") or {}).get("generation") or 0)
     desired = invalid_spec_status(generation, previous, message, now=_now(), reason=reason)
     if _write_if_changed(kube, body, previous, desired):
-        _announce(body, previous, desired)
+        _announce(kube, body, previous, desired)
     if raise_on_invalid:
         raise kopf.PermanentError(f"{reason}: {message}")
 

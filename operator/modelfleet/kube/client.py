@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import config
@@ -143,3 +144,41 @@ class Kube:
             log.debug("ModelDeployment %s/%s is gone; status not written", namespace, name)
             return False
         return True
+
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved`, as `kubectl describe` shows them.
+
+        Posted here rather than through kopf, so the leader gate covers Events too.
+        """
+        self._check_leader()
+        meta = involved.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = meta.get("namespace") or "default"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.resource("v1", "Event").create(
+                body=body, namespace=namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+        except ForbiddenError as error:
+            if "NamespaceTerminating" not in str(error.body):
+                raise

@@ -1,0 +1,59 @@
+"""Due times of periodic work (resyncs, autoscaler intervals) without kopf timers or daemons."""
+
+from __future__ import annotations
+
+from modelfleet.handlers.schedule import Schedule
+
+A, B = ("ns", "a"), ("ns", "b")
+
+
+def schedule() -> Schedule:
+    return Schedule(resync_seconds=30, jitter=lambda: 0.5)
+
+
+def test_first_resyncs_are_spread_and_autoscaling_starts_within_an_interval() -> None:
+    s = schedule()
+    s.observe(A, None, now=100)
+    assert s.due(now=114, limit=10) == []
+    assert s.due(now=115, limit=10) == [(A, "resync")]
+    s2 = schedule()
+    s2.observe(B, 5.0, now=100)
+    assert s2.due(now=102.5, limit=10) == [(B, "autoscale")]
+
+
+def test_work_is_never_started_twice_and_the_next_is_an_interval_after_the_start() -> None:
+    s = schedule()
+    s.observe(A, 5.0, now=0)
+    assert (A, "autoscale") in s.due(now=3, limit=10)
+    assert s.due(now=9, limit=10) == []  # still running: not started again
+    s.done(A, "autoscale", started=3, interval=5)
+    assert s.entries[A].autoscale_due == 8
+    assert (A, "autoscale") in s.due(now=8, limit=10)
+
+
+def test_the_limit_starts_the_most_overdue_first() -> None:
+    s = Schedule(resync_seconds=30, jitter=lambda: 0.0)
+    for index in range(5):
+        s.observe(("ns", str(index)), None, now=float(index))
+    assert s.due(now=100, limit=2) == [(("ns", "0"), "resync"), (("ns", "1"), "resync")]
+    assert s.due(now=100, limit=0) == []
+
+
+def test_turning_autoscaling_off_and_deleting_forget_its_state() -> None:
+    s = schedule()
+    s.observe(A, 5.0, now=0)
+    s.entries[A].state = object()  # type: ignore[assignment]
+    s.observe(A, None, now=1)
+    assert s.entries[A].autoscale_due is None and s.entries[A].state is None
+    s.forget(A)
+    s.done(A, "resync", started=2)  # work that ends after the delete is dropped quietly
+    assert len(s) == 0
+
+
+def test_a_resync_keeps_its_period_whatever_the_autoscaler_does() -> None:
+    s = schedule()
+    s.observe(A, 5.0, now=0)
+    s.due(now=15, limit=10)
+    s.done(A, "resync", started=15)
+    s.done(A, "autoscale", started=15, interval=5)
+    assert (s.entries[A].resync_due, s.entries[A].autoscale_due) == (45, 20)
