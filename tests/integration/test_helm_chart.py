@@ -332,7 +332,7 @@ class ChartOperator:
         return ready.get("reason") == "NoFeasiblePlacement"
 
     def _delete(self, *names: str) -> None:
-        """Delete while the operator runs: kopf's finalizer (timers and daemons add one) goes."""
+        """Delete while the operator runs: the garbage collector takes the children."""
         for name in names:
             self.mds.delete(self.namespace, name)
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.operator_fixtures import ModelDeployments, wait_until
+from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -240,7 +241,7 @@ def test_a_replica_without_free_gpus_is_explained_in_status(
 
 
 def test_a_steady_deployment_is_not_churned_by_periodic_reconciles(
-    namespace: str, mds: ModelDeployments, operator: Path
+    namespace: str, mds: ModelDeployments, operator_process: OperatorProcess
 ) -> None:
     mds.create(namespace, "steady", {**SPEC, "gpu": {"product": L4, "count": 1}})
     wait_until(
@@ -250,13 +251,50 @@ def test_a_steady_deployment_is_not_churned_by_periodic_reconciles(
     )
     version = mds.get(namespace, "steady")["metadata"]["resourceVersion"]
 
-    def timer_runs() -> int:
-        return operator.read_text().count("Timer 'resync' succeeded")
+    def timer_runs() -> float:
+        """Periodic reconciles done, from the operator's /metrics (this test's object is the
+        only one left: every other test's namespace is gone before the next test starts)."""
+        for family in text_string_to_metric_families(operator_process.metrics()):
+            for sample in family.samples:
+                if sample.name == "modelfleet_reconciles_total" and sample.labels == {
+                    "trigger": "timer",
+                    "result": "ok",
+                }:
+                    return sample.value
+        return 0.0
 
     seen = timer_runs()
     wait_until(lambda: timer_runs() >= seen + 3, 60, "three more periodic reconciles")
 
     assert mds.get(namespace, "steady")["metadata"]["resourceVersion"] == version
+
+
+def test_no_finalizer_so_a_delete_completes_without_the_operator(
+    api: Any, namespace: str, mds: ModelDeployments, operator_process: OperatorProcess
+) -> None:
+    mds.create(namespace, "unowned", {**SPEC, "gpu": {"product": L4, "count": 1}})
+    wait_until(
+        lambda: mds.condition(namespace, "unowned", "Ready").get("status") == "True", 60, "Ready"
+    )
+    assert not mds.get(namespace, "unowned")["metadata"].get("finalizers")
+    operator_process.stop()
+    try:
+        mds.delete(namespace, "unowned")
+
+        def gone() -> bool:
+            try:
+                mds.get(namespace, "unowned")
+            except ApiException as error:
+                return error.status == 404
+            return False
+
+        wait_until(gone, 30, "the ModelDeployment deleted with no operator running")
+        apps: Any = client.AppsV1Api(api)
+        wait_until(
+            lambda: not apps.list_namespaced_deployment(namespace).items, 60, "children collected"
+        )
+    finally:
+        operator_process.start()
 
 
 def test_scale_subresource_scales_the_engines(
