@@ -45,10 +45,10 @@ test-integration: venv test-binaries ## integration tests on a real local contro
 test: lint test-unit test-integration ## everything CI runs
 
 demo: venv cluster-binaries ## local cluster + operator + samples, left running
-	$(BIN)/python -m modelfleet.sim.demo
+	$(BIN)/python -m modelfleet.dev.demo
 
 demo-down: venv ## stop what `make demo` started
-	$(BIN)/python -m modelfleet.sim.demo --down
+	$(BIN)/python -m modelfleet.dev.demo --down
 
 clean: ## remove the venv and caches in the repo (not the cluster binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

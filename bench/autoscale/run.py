@@ -35,10 +35,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from modelfleet.simulate.command import describe_setup, format_table, prepare
-from modelfleet.simulate.metrics import Result
-from modelfleet.simulate.policies import KUBEAI_TARGET_REQUESTS
-from modelfleet.simulate.runner import (
+from modelfleet.dev.replay.command import describe_setup, format_table, prepare
+from modelfleet.dev.replay.metrics import Result
+from modelfleet.dev.replay.policies import KUBEAI_TARGET_REQUESTS
+from modelfleet.dev.replay.runner import (
     POLICIES,
     Setup,
     ratios,
@@ -46,7 +46,7 @@ from modelfleet.simulate.runner import (
     run_policies,
     run_static,
 )
-from modelfleet.simulate.trace import TraceRequest
+from modelfleet.dev.replay.trace import TraceRequest
 
 HERE = Path(__file__).resolve().parent
 TRACE = HERE.parent / "traces" / "azure_llm_2023_code.csv"

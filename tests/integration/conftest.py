@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from modelfleet.sim.cluster import control_plane
+from modelfleet.dev.cluster import control_plane
 from tests.integration.engine_fixtures import log_tail, run_emulator
 from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, install_crd
 

@@ -3,7 +3,7 @@
 The `emulator` fixture (conftest.py) runs `modelfleet emulate --kubeconfig ...` for the whole
 session: from then on, every Ready modelfleet engine pod answers on http://<podIP>:8000 within
 about a second of becoming Ready. Use `wait_for_engines` to get their URLs, and
-`modelfleet.sim.engine.load` (or `modelfleet load`) to put load on them.
+`modelfleet.dev.engine.load` (or `modelfleet load`) to put load on them.
 """
 
 from __future__ import annotations

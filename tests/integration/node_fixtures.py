@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
-from modelfleet.sim.cluster.nodes import NodePool, render_node
+from modelfleet.dev.cluster.nodes import NodePool, render_node
 from tests.integration.operator_fixtures import wait_until
 
 A10G = "NVIDIA-A10G"  # in the catalog, not in the default inventory: only these nodes have it

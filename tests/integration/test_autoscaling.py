@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 from modelfleet.api.types import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from modelfleet.sim.engine.load import LoadConfig, kube_targets, run_load
+from modelfleet.dev.engine.load import LoadConfig, kube_targets, run_load
 from tests.integration.engine_fixtures import wait_for_engines
 from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelfleet.sim.engine.load import LoadConfig, load_deployment
+from modelfleet.dev.engine.load import LoadConfig, load_deployment
 from tests.integration.engine_fixtures import answers, wait_for_engines
 from tests.integration.operator_fixtures import ModelDeployments, wait_until
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from modelfleet.dev.cluster import control_plane
 from modelfleet.render.children import OWNER_LABEL
-from modelfleet.sim.cluster import control_plane
 from tests.integration.node_fixtures import A10G, a10g_pool, extra_nodes
 from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
 

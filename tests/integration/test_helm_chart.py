@@ -26,9 +26,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.types import GROUP, PLURAL
-from modelfleet.sim.cluster import audit, rbac
-from modelfleet.sim.cluster.audit import AuditEvent
-from modelfleet.sim.cluster.build import ensure_helm
+from modelfleet.dev.cluster import audit, rbac
+from modelfleet.dev.cluster.audit import AuditEvent
+from modelfleet.dev.cluster.build import ensure_helm
 from tests.integration.operator_fixtures import (
     ModelDeployments,
     OperatorProcess,

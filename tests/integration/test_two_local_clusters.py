@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from modelfleet.dev.cluster import ClusterState, control_plane, pod_range
+from modelfleet.dev.engine.pods import ENGINE_LABEL, MANAGED_BY_LABEL
 from modelfleet.render.children import GPU_PRODUCT_LABEL, GPU_RESOURCE, MANAGED_BY, OWNER_LABEL
 from modelfleet.render.engines import ENGINE_PORT
-from modelfleet.sim.cluster import ClusterState, control_plane, pod_range
-from modelfleet.sim.engine.pods import ENGINE_LABEL, MANAGED_BY_LABEL
 from tests.integration.engine_fixtures import log_tail, run_emulator
 from tests.integration.operator_fixtures import wait_until
 

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from modelfleet.api.errors import field_errors
 from modelfleet.api.types import ModelDeployment
+from modelfleet.cli.yaml_files import read_documents
 from modelfleet.plan.request import PlanInputError, request_from_manifest
-from modelfleet.yaml_files import read_documents
 from tests.strategies import model_deployments
 
 FAST = settings(max_examples=300, deadline=None, database=None)

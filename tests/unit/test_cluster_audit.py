@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelfleet.sim.cluster import audit, build, flags, rbac
+from modelfleet.dev.cluster import audit, build, flags, rbac
 
 SA = audit.service_account_user("ops", "modelfleet")
 

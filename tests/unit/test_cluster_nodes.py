@@ -10,14 +10,14 @@ import pydantic
 import pytest
 import yaml
 
-from modelfleet.sim.cluster import build, credentials, flags, paths
-from modelfleet.sim.cluster.nodes import (
+from modelfleet.dev.cluster import build, credentials, flags, paths
+from modelfleet.dev.cluster.nodes import (
     load_inventory,
     parse_inventory,
     render_node,
     render_nodes,
 )
-from modelfleet.sim.cluster.stages import (
+from modelfleet.dev.cluster.stages import (
     LOAD_DELAY_ANNOTATION,
     parse_duration,
     render_stages,

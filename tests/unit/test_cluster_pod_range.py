@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.sim.cluster import control_plane, pod_range
+from modelfleet.dev.cluster import control_plane, pod_range
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
 

@@ -18,11 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.api.types import Engine
 from modelfleet.autoscale.policy import PodLoad
-from modelfleet.render.engines import profile
-from modelfleet.scrape import parse_load
-from modelfleet.sim.engine import openai
-from modelfleet.sim.engine.emulator import Emulator
-from modelfleet.sim.engine.load import (
+from modelfleet.dev.engine import openai
+from modelfleet.dev.engine.emulator import Emulator
+from modelfleet.dev.engine.load import (
     LoadConfig,
     LoadStats,
     percentile,
@@ -30,9 +28,11 @@ from modelfleet.sim.engine.load import (
     request_body,
     summary,
 )
-from modelfleet.sim.engine.metrics import TTFT_HISTOGRAMS, PodMetrics
-from modelfleet.sim.engine.pods import PodFacts, desired, pod_facts, servable
-from modelfleet.sim.engine.server import FALLBACK_MODEL, PodServer, engine_profile
+from modelfleet.dev.engine.metrics import TTFT_HISTOGRAMS, PodMetrics
+from modelfleet.dev.engine.pods import PodFacts, desired, pod_facts, servable
+from modelfleet.dev.engine.server import FALLBACK_MODEL, PodServer, engine_profile
+from modelfleet.kube.scrape import parse_load
+from modelfleet.render.engines import profile
 
 # -- requests -----------------------------------------------------------------------------------
 

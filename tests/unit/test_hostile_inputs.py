@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from modelfleet import yaml_files
-from modelfleet.plan_command import add_plan_command
-from modelfleet.simulate.command import add_simulate_command
+from modelfleet.cli import yaml_files
+from modelfleet.cli.plan import add_plan_command
+from modelfleet.dev.replay.command import add_simulate_command
 
 SECONDS = 10
 PEAK_BYTES = 64 * 2**20

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from modelfleet.cli.plan import add_plan_command
 from modelfleet.plan.request import PlanInputError, request_from_manifest
-from modelfleet.plan_command import add_plan_command
 from tests.architectures import PHI_4
 
 NODES = {

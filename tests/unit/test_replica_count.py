@@ -6,7 +6,7 @@ import pytest
 
 from modelfleet.autoscale.count import ReplicaCount, replica_count
 from modelfleet.render.children import deployment as rendered_deployment
-from modelfleet.status import Observed, announcements, compute_status
+from modelfleet.status.conditions import Observed, announcements, compute_status
 from tests.unit.factories import deployment, model_deployment, placement
 
 NOW = "2026-11-28T12:00:00Z"

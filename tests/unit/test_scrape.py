@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from modelfleet.autoscale.policy import PodLoad
+from modelfleet.kube.scrape import Scraper, parse_load
 from modelfleet.render.engines import profile
-from modelfleet.scrape import Scraper, parse_load
 
 VLLM = """\
 # HELP vllm:num_requests_waiting Number of requests waiting.

@@ -20,20 +20,20 @@ import yaml
 from modelfleet.api.types import AutoscalingSpec
 from modelfleet.autoscale import policy as autoscale_policy
 from modelfleet.autoscale.policy import Limits
-from modelfleet.perf.engine import EngineLoad, Request, RequestEvent
-from modelfleet.simulate import policies
-from modelfleet.simulate.command import add_simulate_command, load_deployment, setup_for
-from modelfleet.simulate.fleet import FleetView, Outcome, Simulation
-from modelfleet.simulate.metrics import attainment, percentile
-from modelfleet.simulate.policies import FixedController, InflightController
-from modelfleet.simulate.runner import (
+from modelfleet.dev.replay import policies
+from modelfleet.dev.replay.command import add_simulate_command, load_deployment, setup_for
+from modelfleet.dev.replay.fleet import FleetView, Outcome, Simulation
+from modelfleet.dev.replay.metrics import attainment, percentile
+from modelfleet.dev.replay.policies import FixedController, InflightController
+from modelfleet.dev.replay.runner import (
     Setup,
     oracle_schedule,
     run_modelfleet,
     run_policies,
     run_static_peak,
 )
-from modelfleet.simulate.trace import TraceError, TraceRequest, parse_trace, read_trace
+from modelfleet.dev.replay.trace import TraceError, TraceRequest, parse_trace, read_trace
+from modelfleet.perf.engine import EngineLoad, Request, RequestEvent
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 
@@ -244,7 +244,7 @@ def test_a_loading_replica_is_removed_first_and_stops_at_once() -> None:
 
 
 def test_gpu_hours_and_cost_scale_with_gpus_and_price() -> None:
-    from modelfleet.simulate.metrics import summarize
+    from modelfleet.dev.replay.metrics import summarize
 
     outcome = Outcome(
         ttft=[1.0], replica_seconds=7200, end_time=3600, max_replicas=2, scale_events=0

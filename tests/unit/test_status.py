@@ -5,7 +5,12 @@ from typing import Any
 import pytest
 
 from modelfleet.api.types import ModelDeploymentStatus
-from modelfleet.status import Observed, announcements, compute_status, invalid_spec_status
+from modelfleet.status.conditions import (
+    Observed,
+    announcements,
+    compute_status,
+    invalid_spec_status,
+)
 from tests.unit.factories import deployment, model_deployment, node, placement, pod
 
 NOW = "2026-11-28T12:00:00Z"

@@ -24,11 +24,11 @@ from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadS
 from modelfleet.handlers import metrics
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
+from modelfleet.kube.scrape import Scraper
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import selector_string
 from modelfleet.render.engines import profile
-from modelfleet.scrape import Scraper
-from modelfleet.status import unplaceable
+from modelfleet.status.conditions import unplaceable
 
 log = logging.getLogger(__name__)
 

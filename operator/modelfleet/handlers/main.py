@@ -18,8 +18,8 @@ import yaml
 from modelfleet.handlers import autoscaler, endpoints, modeldeployment, schedule  # noqa: F401
 from modelfleet.kube.client import Kube, load_api_client
 from modelfleet.kube.lease import LeaderElector
+from modelfleet.kube.scrape import Scraper
 from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_overrides
-from modelfleet.scrape import Scraper
 
 ANNOTATION_PREFIX = "modelfleet.dev"
 PRICES_ENV = "MODELFLEET_PRICES_FILE"

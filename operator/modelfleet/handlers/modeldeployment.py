@@ -43,7 +43,7 @@ from modelfleet.render.children import (
     selector_labels,
     selector_string,
 )
-from modelfleet.status import (
+from modelfleet.status.conditions import (
     Observed,
     announcements,
     compute_status,

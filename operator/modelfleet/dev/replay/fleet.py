@@ -33,8 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from modelfleet.dev.replay.trace import TraceRequest
 from modelfleet.perf.engine import EngineLoad, Request, RequestEvent
-from modelfleet.simulate.trace import TraceRequest
 
 INF = math.inf
 # After the last arrival, requests held in the router queue (no ready replica) wait at most this

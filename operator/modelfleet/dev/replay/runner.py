@@ -31,16 +31,16 @@ from dataclasses import dataclass, field
 
 from modelfleet.api.types import AutoscalingSpec
 from modelfleet.autoscale.policy import Limits
-from modelfleet.simulate.fleet import Controller, EngineFactory, Outcome, Simulation
-from modelfleet.simulate.metrics import Result, attainment, summarize
-from modelfleet.simulate.policies import (
+from modelfleet.dev.replay.fleet import Controller, EngineFactory, Outcome, Simulation
+from modelfleet.dev.replay.metrics import Result, attainment, summarize
+from modelfleet.dev.replay.policies import (
     KUBEAI_TARGET_REQUESTS,
     FixedController,
     InflightController,
     ModelfleetController,
     ScheduleController,
 )
-from modelfleet.simulate.trace import TraceRequest
+from modelfleet.dev.replay.trace import TraceRequest
 
 POLICIES = ("modelfleet", "static-peak", "inflight", "oracle")
 STATIC_MAX_REPLICAS = 1024

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.sim.cluster.audit import AuditEvent, requests
+from modelfleet.dev.cluster.audit import AuditEvent, requests
 
 Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb); "" = core group
 

@@ -21,9 +21,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
+from modelfleet.dev.engine.pods import POD_SELECTOR, PodFacts, desired
+from modelfleet.dev.engine.server import PodServer, engine_profile
 from modelfleet.render.engines import ENGINE_PORT
-from modelfleet.sim.engine.pods import POD_SELECTOR, PodFacts, desired
-from modelfleet.sim.engine.server import PodServer, engine_profile
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from modelfleet.api.types import AutoscalingSpec
 from modelfleet.autoscale.policy import AutoscalerState, Limits, LoadSample, PodLoad, decide
-from modelfleet.simulate.fleet import FleetView
+from modelfleet.dev.replay.fleet import FleetView
 
 # KubeAI defaults (docs: "Autoscaling", KubeAI system config): in-flight target per replica,
 # 10 s interval, 10 min averaging window, 30 s scale-down delay.

@@ -2,7 +2,7 @@
 
 Then a burst of load on the autoscaled sample shows replicas added and, once the load is gone
 and the sample's scale-down window has passed, removed again. Everything is left running.
-Run as `python -m modelfleet.sim.demo` (`--no-burst` to skip the burst, `--down` to stop all).
+Run as `python -m modelfleet.dev.demo` (`--no-burst` to skip the burst, `--down` to stop all).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 from kubernetes import client
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
-from modelfleet.sim.cluster import control_plane, ensure_binaries
-from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, state_dir
-from modelfleet.sim.cluster.processes import is_running, spawn, start_time, stop
-from modelfleet.sim.engine.load import LoadConfig, deployment_model, kube_targets, run_load
+from modelfleet.dev.cluster import control_plane, ensure_binaries
+from modelfleet.dev.cluster.paths import DEFAULT_CLUSTER_NAME, state_dir
+from modelfleet.dev.cluster.processes import is_running, spawn, start_time, stop
+from modelfleet.dev.engine.load import LoadConfig, deployment_model, kube_targets, run_load
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "manifests" / "samples"
@@ -204,7 +204,7 @@ def demo(name: str, burst: bool = True) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m modelfleet.sim.demo",
+        prog="python -m modelfleet.dev.demo",
         description=(
             "Start the local cluster, the operator, the engine emulator and the samples, show "
             "a burst of load scaling the autoscaled sample up and back down; leave them running."

@@ -20,12 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
+from modelfleet.dev.engine import openai
+from modelfleet.dev.engine.driver import EngineDriver, Tracked
+from modelfleet.dev.engine.metrics import CONTENT_TYPE, PodMetrics
+from modelfleet.dev.engine.pods import PodFacts
 from modelfleet.perf.engine import EngineProfile, ReplicaEngine, profile_for_placement
 from modelfleet.render.engines import ENGINE_PORT
-from modelfleet.sim.engine import openai
-from modelfleet.sim.engine.driver import EngineDriver, Tracked
-from modelfleet.sim.engine.metrics import CONTENT_TYPE, PodMetrics
-from modelfleet.sim.engine.pods import PodFacts
 
 log = logging.getLogger(__name__)
 

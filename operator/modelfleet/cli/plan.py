@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from modelfleet.catalog.gpus import default_gpus
+from modelfleet.cli.tables import table
+from modelfleet.cli.yaml_files import read_documents
 from modelfleet.plan import (
     Inventory,
     Placement,
@@ -37,7 +39,6 @@ from modelfleet.plan import (
     place,
 )
 from modelfleet.plan.request import PlanInputError, request_from_manifest
-from modelfleet.yaml_files import read_documents
 
 
 def add_plan_command(commands: Any) -> None:
@@ -142,9 +143,8 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def format_table(placement: Placement, inventory: Inventory) -> str:
-    rows = [
-        ["GPU", "PRODUCT", "QUANT", "NEEDS", "GIVES", "FIT", "FREE", "TOK/S", "$/H", "$/1M", "NOTE"]
-    ]
+    headers = ["GPU", "PRODUCT", "QUANT", "NEEDS", "GIVES", "FIT", "FREE", "TOK/S", "$/H", "$/1M"]
+    rows = []
     for option in placement.options:
         memory = option.memory
         rows.append(
@@ -162,11 +162,6 @@ def format_table(placement: Placement, inventory: Inventory) -> str:
                 "<- chosen" if option is placement.chosen else (option.reason or ""),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
     verdict = "PLACEMENT" if placement.feasible else "NO FEASIBLE PLACEMENT"
     context = placement.max_context_length
     kv = placement.kv_cache_dtype
@@ -175,4 +170,4 @@ def format_table(placement: Placement, inventory: Inventory) -> str:
         f"{placement.message}"
     ]
     header += [f"ignored node {line}" for line in inventory.ignored]
-    return "\n".join([*header, "", *lines]) + "\n"
+    return "\n".join([*header, "", ""]) + table([*headers, "NOTE"], rows)

@@ -1,25 +1,21 @@
-"""The `modelfleet` command: run the operator, manage the local cluster, generate artifacts."""
+"""`modelfleet run`: the operator itself, and the image's entry point."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Sequence
+from typing import Any
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="modelfleet",
-        description="Serve open LLMs on your own GPUs at the lowest cost.",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def add_run_command(commands: Any) -> None:
     run = commands.add_parser(
         "run",
         help="run the operator against the current kubeconfig",
-        description="Run the modelfleet operator (kopf) against the current kubeconfig context.",
+        description="Run the modelfleet operator (kopf) against the current kubeconfig context. "
+        "It serves /healthz and /metrics at once, then leads (holds the leader Lease and "
+        "reconciles) or stands by.",
         epilog="Environment: KUBECONFIG selects the cluster (in a pod: its ServiceAccount); "
+        "MODELFLEET_NAMESPACE holds the leader Lease (default: default); "
         "MODELFLEET_RESYNC_SECONDS sets the periodic reconcile (default 30); "
         "MODELFLEET_PRICES_FILE is the default of --prices.",
     )
@@ -54,24 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run_operator)
 
-    crds = commands.add_parser(
-        "crds",
-        help="print the generated CustomResourceDefinition YAML",
-        description="Print the ModelDeployment CRD generated from the pydantic types.",
-    )
-    crds.set_defaults(func=_print_crds)
-
-    from modelfleet.plan_command import add_plan_command
-    from modelfleet.sim.cluster.cli import add_cluster_commands
-    from modelfleet.sim.engine.cli import add_engine_commands
-    from modelfleet.simulate.command import add_simulate_command
-
-    add_plan_command(commands)
-    add_cluster_commands(commands)
-    add_engine_commands(commands)
-    add_simulate_command(commands)
-    return parser
-
 
 def _run_operator(args: argparse.Namespace) -> int:
     from modelfleet.handlers.main import run_operator
@@ -83,20 +61,3 @@ def _run_operator(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         metrics_port=args.metrics_port,
     )
-
-
-def _print_crds(args: argparse.Namespace) -> int:
-    from modelfleet.api.crd import crd_yaml
-
-    sys.stdout.write(crd_yaml())
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

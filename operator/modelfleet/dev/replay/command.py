@@ -26,15 +26,16 @@ from modelfleet.api.errors import field_errors
 from modelfleet.api.types import ModelDeploymentSpec
 from modelfleet.autoscale.policy import Limits
 from modelfleet.catalog.gpus import default_gpus
+from modelfleet.cli.tables import table
+from modelfleet.cli.yaml_files import read_documents
+from modelfleet.dev.replay.fleet import Engine, EngineFactory
+from modelfleet.dev.replay.metrics import Result
+from modelfleet.dev.replay.policies import KUBEAI_TARGET_REQUESTS
+from modelfleet.dev.replay.runner import POLICIES, Setup, ratios, run_policies
+from modelfleet.dev.replay.trace import TraceError, TraceRequest, read_trace
 from modelfleet.perf.engine import ReplicaEngine, profile_for_placement
 from modelfleet.plan import Placement, PriceSheet, hypothetical_inventory, place
 from modelfleet.plan.request import PlacementRequest, PlanInputError, request_from_manifest
-from modelfleet.simulate.fleet import Engine, EngineFactory
-from modelfleet.simulate.metrics import Result
-from modelfleet.simulate.policies import KUBEAI_TARGET_REQUESTS
-from modelfleet.simulate.runner import POLICIES, Setup, ratios, run_policies
-from modelfleet.simulate.trace import TraceError, TraceRequest, read_trace
-from modelfleet.yaml_files import read_documents
 
 
 class SimulateInputError(ValueError):
@@ -380,21 +381,20 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def format_table(results: list[Result], extra: Mapping[str, float | None], header: str) -> str:
-    rows = [
-        [
-            "POLICY",
-            "GPU-H",
-            "COST$",
-            "SLO",
-            "P50 TTFT",
-            "P95 TTFT",
-            "P99 TTFT",
-            "MAX",
-            "MEAN",
-            "EVENTS",
-            "WALL",
-        ]
+    headers = [
+        "POLICY",
+        "GPU-H",
+        "COST$",
+        "SLO",
+        "P50 TTFT",
+        "P95 TTFT",
+        "P99 TTFT",
+        "MAX",
+        "MEAN",
+        "EVENTS",
+        "WALL",
     ]
+    rows = []
     for r in results:
         name = r.policy
         if "staticReplicas" in r.extra:
@@ -414,11 +414,7 @@ def format_table(results: list[Result], extra: Mapping[str, float | None], heade
                 f"{r.wall_seconds:.1f} s",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines = table(headers, rows).splitlines()
     notes = [f"{r.policy}: {r.unserved} requests never served" for r in results if r.unserved] + [
         "static-peak: no count reaches the SLO target; best attainment shown"
         for r in results

@@ -6,8 +6,8 @@ range), `credentials`, `processes`, `control_plane` (up/down/status) and `cli` (
 cluster ...`).
 """
 
-from modelfleet.sim.cluster.build import Binaries, BuildError, ensure_binaries, ensure_helm
-from modelfleet.sim.cluster.control_plane import (
+from modelfleet.dev.cluster.build import Binaries, BuildError, ensure_binaries, ensure_helm
+from modelfleet.dev.cluster.control_plane import (
     ClusterError,
     ClusterState,
     ClusterStatus,

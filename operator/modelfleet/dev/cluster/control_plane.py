@@ -26,11 +26,11 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import BaseModel, ValidationError
 
-from modelfleet.sim.cluster import audit, credentials, flags, pod_range, processes
-from modelfleet.sim.cluster.build import Binaries, ensure_binaries
-from modelfleet.sim.cluster.nodes import NodeInventory, load_inventory, render_nodes
-from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, cache_dir, state_dir
-from modelfleet.sim.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, render_stages
+from modelfleet.dev.cluster import audit, credentials, flags, pod_range, processes
+from modelfleet.dev.cluster.build import Binaries, ensure_binaries
+from modelfleet.dev.cluster.nodes import NodeInventory, load_inventory, render_nodes
+from modelfleet.dev.cluster.paths import DEFAULT_CLUSTER_NAME, cache_dir, state_dir
+from modelfleet.dev.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, render_stages
 
 WAIT_TIMEOUT_SECONDS = 90.0
 POLL_SECONDS = 0.25

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.sim.cluster.build import Binaries
-from modelfleet.sim.cluster.credentials import CertificateFiles, pki_files
-from modelfleet.sim.cluster.nodes import KWOK_NODE_ANNOTATION
+from modelfleet.dev.cluster.build import Binaries
+from modelfleet.dev.cluster.credentials import CertificateFiles, pki_files
+from modelfleet.dev.cluster.nodes import KWOK_NODE_ANNOTATION
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 # On top of the defaults. OwnerReferencesPermissionEnforcement (on in OpenShift) refuses

@@ -1,8 +1,8 @@
 """Trace simulator: replays a request trace against autoscaling policies in simulated time.
 
 Pure apart from reading the trace and the manifest (command.py); never imports kopf, the
-kubernetes client, modelfleet.kube, handlers or sim. The rules, in short (docs/simulate.md has
-them in full):
+kubernetes client, modelfleet.kube, handlers, dev.cluster or dev.engine. The rules, in short
+(docs/simulate.md has them in full):
 
 - Arrivals come from the trace, relative to its first row, divided by the time scale (trace.py).
 - Each replica is a ReplicaEngine (modelfleet.perf.engine) of the deployment's placement, planned

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelfleet.api.types import Engine
+from modelfleet.dev.cluster.pod_range import contains
 from modelfleet.render.children import GPU_PRODUCT_LABEL, GPU_RESOURCE, MANAGED_BY, OWNER_LABEL
-from modelfleet.sim.cluster.pod_range import contains
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"

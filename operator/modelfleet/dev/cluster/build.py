@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.sim.cluster.paths import cache_dir, tools_dir
+from modelfleet.dev.cluster.paths import cache_dir, tools_dir
 
 PROGRESS_INTERVAL_SECONDS = 15.0
 COMPLETE_MARKER = ".complete"

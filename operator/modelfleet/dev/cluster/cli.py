@@ -10,11 +10,12 @@ from typing import Any
 import pydantic
 import yaml
 
-from modelfleet.sim.cluster import control_plane
-from modelfleet.sim.cluster.build import BuildError, ensure_binaries, ensure_helm
-from modelfleet.sim.cluster.paths import DEFAULT_CLUSTER_NAME, cluster_name, state_dir
-from modelfleet.sim.cluster.pod_range import PodRangeError
-from modelfleet.sim.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, parse_duration
+from modelfleet.cli.tables import table
+from modelfleet.dev.cluster import control_plane
+from modelfleet.dev.cluster.build import BuildError, ensure_binaries, ensure_helm
+from modelfleet.dev.cluster.paths import DEFAULT_CLUSTER_NAME, cluster_name, state_dir
+from modelfleet.dev.cluster.pod_range import PodRangeError
+from modelfleet.dev.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, parse_duration
 
 
 def add_cluster_commands(commands: Any) -> None:
@@ -166,10 +167,17 @@ def _status(args: argparse.Namespace) -> int:
     print(f"audit log: {report.audit_log}")
     if not report.components:
         print(f"no processes running (the last `up` failed?); logs in {report.logs}")
-    for component in report.components:
-        ports = ", ".join(f"{key}={value}" for key, value in component.ports.items()) or "-"
-        alive = "alive" if component.alive else "DEAD"
-        print(f"  {component.component:<24} pid {component.pid:<8} {alive:<6} ports {ports}")
+    else:
+        rows = [
+            [
+                component.component,
+                str(component.pid),
+                "alive" if component.alive else "DEAD",
+                ", ".join(f"{key}={value}" for key, value in component.ports.items()) or "-",
+            ]
+            for component in report.components
+        ]
+        print(table(["COMPONENT", "PID", "STATE", "PORTS"], rows), end="")
     print(f"nodes: {'unknown' if report.nodes is None else report.nodes}")
     return 0 if report.healthy else 1
 

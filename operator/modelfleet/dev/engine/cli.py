@@ -167,9 +167,9 @@ def _positive_int(text: str) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
+    from modelfleet.dev.cluster.control_plane import find_by_server
+    from modelfleet.dev.engine.emulator import Emulator, KubeObserver
     from modelfleet.kube.client import load_api_client
-    from modelfleet.sim.cluster.control_plane import find_by_server
-    from modelfleet.sim.engine.emulator import Emulator, KubeObserver
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -216,7 +216,7 @@ def _emulate(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
 
-    from modelfleet.sim.engine.load import LoadConfig, load_deployment, progress_line, summary
+    from modelfleet.dev.engine.load import LoadConfig, load_deployment, progress_line, summary
 
     config = LoadConfig(
         rate=args.rate,

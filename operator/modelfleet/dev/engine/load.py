@@ -27,11 +27,11 @@ import aiohttp
 from kubernetes import client
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
+from modelfleet.dev.engine import openai
+from modelfleet.dev.engine.pods import servable
+from modelfleet.dev.replay.metrics import percentile as nearest_rank
 from modelfleet.render.children import OWNER_LABEL
 from modelfleet.render.engines import ENGINE_PORT
-from modelfleet.sim.engine import openai
-from modelfleet.sim.engine.pods import servable
-from modelfleet.simulate.metrics import percentile as nearest_rank
 
 DRAIN_SECONDS = 120.0  # default: after the duration, in-flight requests get this long to finish
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.simulate.fleet import Outcome, ScaleChange
+from modelfleet.dev.replay.fleet import Outcome, ScaleChange
 
 
 @dataclass(frozen=True)

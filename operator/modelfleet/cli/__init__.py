@@ -1,0 +1,1 @@
+"""The `modelfleet` command: one module per subcommand. `run` imports only the operator."""
