@@ -22,11 +22,11 @@ from modelfleet.api.types import API_VERSION, KIND, ModelDeployment
 from modelfleet.autoscale.count import replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
 from modelfleet.handlers import metrics
+from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
 from modelfleet.kube.scrape import Scraper
 from modelfleet.plan.prices import PriceSheet
-from modelfleet.render.children import selector_string
 from modelfleet.render.engines import profile
 from modelfleet.status.conditions import unplaceable
 
@@ -58,7 +58,9 @@ async def interval_step(
         return None, None
     if isinstance(looked, float):
         return None, looked  # not autoscaled now, or reconcile reports an invalid spec
-    md, pods = looked
+    md = looked
+    view = ClusterView.take(memo.indexes, key)  # the loop owns kopf's indexes: read here
+    pods = [p for p in view.own_pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     interval = float(md.spec.autoscaling_or_default.interval_seconds)
     count = replica_count(md.spec, md.status)
     if count.manual_scale:
@@ -69,17 +71,15 @@ async def interval_step(
             md.spec.autoscaling_or_default, Limits.from_spec(md.spec), count.replicas, sample, state
         )
         if decision.changed:
-            await asyncio.to_thread(apply_decision, kube, memo.prices, md, decision)
+            await asyncio.to_thread(apply_decision, view, kube, memo.prices, md, decision)
         state = decision.state
     metrics.AUTOSCALER_LAST_DECISION.labels(*key).set(time.time())
     return state, interval
 
 
-def look(
-    kube: Kube, namespace: str, name: str
-) -> tuple[ModelDeployment, list[dict[str, Any]]] | float | None:
-    """The deployment and its live pods; seconds to wait when there is nothing to scale, None
-    when it is gone."""
+def look(kube: Kube, namespace: str, name: str) -> ModelDeployment | float | None:
+    """The deployment, read afresh; seconds to wait when there is nothing to scale, None when it
+    is gone."""
     body = kube.get(API_VERSION, KIND, name, namespace)
     if body is None:
         return None
@@ -89,20 +89,17 @@ def look(
         return DEFAULT_INTERVAL
     if md.spec.max_replicas is None:
         return DEFAULT_INTERVAL
-    pods = [
-        pod
-        for pod in kube.list("v1", "Pod", namespace, label_selector=selector_string(md))
-        if not (pod.get("metadata") or {}).get("deletionTimestamp")
-    ]
-    return md, pods
+    return md
 
 
-def apply_decision(kube: Kube, prices: PriceSheet, md: ModelDeployment, decision: Decision) -> None:
+def apply_decision(
+    view: ClusterView, kube: Kube, prices: PriceSheet, md: ModelDeployment, decision: Decision
+) -> None:
     """Record the new count in status (with an Event), then size the Deployment from it."""
     namespace, name = md.metadata.namespace, md.metadata.name
     log.info("%s/%s: %s", namespace, name, decision.reason)
     if record_scale(kube, namespace, name, decision.replicas, decision.reason):
-        reconcile(kube, namespace, name, prices, raise_on_invalid=False)
+        reconcile(view, kube, namespace, name, prices, raise_on_invalid=False)
 
 
 async def observe(scraper: Scraper, md: ModelDeployment, pods: list[dict[str, Any]]) -> LoadSample:

@@ -15,7 +15,13 @@ from typing import Any
 import kopf
 import yaml
 
-from modelfleet.handlers import autoscaler, endpoints, modeldeployment, schedule  # noqa: F401
+from modelfleet.handlers import (  # noqa: F401 (each registers its handlers with kopf)
+    autoscaler,
+    cache,
+    endpoints,
+    modeldeployment,
+    schedule,
+)
 from modelfleet.kube.client import Kube, load_api_client
 from modelfleet.kube.lease import LeaderElector
 from modelfleet.kube.scrape import Scraper
@@ -31,9 +37,13 @@ log = logging.getLogger(__name__)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
     if "kube" not in memo:
         raise SystemExit("start the operator with `modelfleet run` (it elects a leader first)")
+    # kopf keeps these up to date from its watches; ClusterView.take reads them (handlers/cache).
+    names = ("gpu_nodes", "gpu_pods", "engine_pods", "engine_deployments")
+    memo.indexes = kopf.Memo({name: indexes[name] for name in names})
+    cache.watch_selectors(settings)
     # Keep kopf's bookkeeping in annotations: our status schema holds only our own fields.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX

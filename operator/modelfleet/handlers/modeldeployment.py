@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
@@ -30,6 +31,7 @@ from modelfleet.api.types import (
     own_status,
 )
 from modelfleet.handlers import metrics
+from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube
 from modelfleet.plan.deployment import plan_deployment
@@ -41,7 +43,6 @@ from modelfleet.render.children import (
     OWNER_LABEL,
     children,
     selector_labels,
-    selector_string,
 )
 from modelfleet.status.conditions import (
     Observed,
@@ -86,31 +87,53 @@ def _key(body: kopf.Body) -> tuple[str, str]:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await serial.run(_key(body), measured, "change", memo, *_key(body), raise_on_invalid=True)
+    key = _key(body)
+    await serial.run_seeing(
+        key, seeing(memo, key), measured, "change", memo, *key, raise_on_invalid=True
+    )
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     key = (str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL]))
-    await serial.refresh(key, refresh_status, memo.kube, *key)
+    await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key)
+
+
+def seeing(memo: kopf.Memo, key: tuple[str, str]) -> Callable[[], ClusterView]:
+    """What a reconcile of `key` reads of the cluster, taken from kopf's indexes when called."""
+    return partial(ClusterView.take, memo.indexes, key)
 
 
 def measured(
-    trigger: str, memo: kopf.Memo, namespace: str, name: str, *, raise_on_invalid: bool
+    view: ClusterView,
+    trigger: str,
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    *,
+    raise_on_invalid: bool,
 ) -> None:
     """reconcile, counted and timed on /metrics."""
     result = "error"
     with metrics.RECONCILE_SECONDS.time():
         try:
-            reconcile(memo.kube, namespace, name, memo.prices, raise_on_invalid=raise_on_invalid)
+            reconcile(
+                view, memo.kube, namespace, name, memo.prices, raise_on_invalid=raise_on_invalid
+            )
             result = "ok"
         finally:
             metrics.RECONCILES.labels(trigger, result).inc()
 
 
 def reconcile(
-    kube: Kube, namespace: str, name: str, prices: PriceSheet, *, raise_on_invalid: bool
+    view: ClusterView,
+    kube: Kube,
+    namespace: str,
+    name: str,
+    prices: PriceSheet,
+    *,
+    raise_on_invalid: bool,
 ) -> None:
     """Place the model, make the children match, then report how far reality is from it.
 
@@ -122,7 +145,7 @@ def reconcile(
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
         try:
-            _reconcile_once(kube, body, prices, raise_on_invalid=raise_on_invalid)
+            _reconcile_once(view, kube, body, prices, raise_on_invalid=raise_on_invalid)
             return
         except ConflictError:
             continue  # the object changed while we worked: read it again
@@ -130,7 +153,12 @@ def reconcile(
 
 
 def _reconcile_once(
-    kube: Kube, body: dict[str, Any], prices: PriceSheet, *, raise_on_invalid: bool
+    view: ClusterView,
+    kube: Kube,
+    body: dict[str, Any],
+    prices: PriceSheet,
+    *,
+    raise_on_invalid: bool,
 ) -> None:
     """One pass over one version of the object (ConflictError if it changed meanwhile)."""
     try:
@@ -139,7 +167,7 @@ def _reconcile_once(
         _report_unplaceable(kube, body, describe(error), "InvalidSpec", raise_on_invalid)
         return
     try:
-        decision = plan_deployment(md, _inventory(kube, md), prices)
+        decision = plan_deployment(md, _inventory(view, md), prices)
     except PlanInputError as error:
         _report_unplaceable(kube, body, str(error), "InvalidSpec", raise_on_invalid)
         return
@@ -153,24 +181,24 @@ def _reconcile_once(
                 return  # the namespace (and this ModelDeployment with it) is being deleted
     except DynamicApiError as error:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
-    _write_status(kube, body, md, decision, md.metadata.generation)
+    _write_status(view, kube, body, md, decision, md.metadata.generation)
 
 
-def _inventory(kube: Kube, md: ModelDeployment) -> Inventory:
+def _inventory(view: ClusterView, md: ModelDeployment) -> Inventory:
     """GPU pools and their free GPUs, not counting this deployment's own pods."""
     own = selector_labels(md)
     pods = [
         pod
-        for pod in kube.list("v1", "Pod")
+        for pod in view.gpu_pods
         if not (
             (pod.get("metadata") or {}).get("namespace") == md.metadata.namespace
             and own.items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()
         )
     ]
-    return parse_inventory(kube.list("v1", "Node"), pods)
+    return parse_inventory(view.nodes, pods)
 
 
-def refresh_status(kube: Kube, namespace: str, name: str) -> None:
+def refresh_status(view: ClusterView, kube: Kube, namespace: str, name: str) -> None:
     """Recompute the status from the children and write it if it changed.
 
     Between reconciles the placement and generation of the last reconcile hold.
@@ -187,7 +215,7 @@ def refresh_status(kube: Kube, namespace: str, name: str) -> None:
         if placement is None or unplaceable(md):
             return  # not placed, or the last reconcile's verdict stands until something changes
         try:
-            _write_status(kube, body, md, placement, md.status.observed_generation)
+            _write_status(view, kube, body, md, placement, md.status.observed_generation)
             return
         except ConflictError:
             continue  # changed under us: read it again
@@ -226,13 +254,14 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
 
 
 def _write_status(
+    view: ClusterView,
     kube: Kube,
     body: dict[str, Any],
     md: ModelDeployment,
     placement: PlacementStatus,
     generation: int | None,
 ) -> None:
-    observed = _observe(kube, md)
+    observed = _observe(view)
     desired = compute_status(md, observed, placement, generation, now=_now())
     if _write_if_changed(kube, body, md.status, desired):
         _announce(kube, body, md.status, desired)
@@ -246,18 +275,15 @@ def _announce(
         kube.post_event(body, news.type, news.reason, news.message)
 
 
-def _observe(kube: Kube, md: ModelDeployment) -> Observed:
-    namespace, name = md.metadata.namespace, md.metadata.name
-    deployment = kube.get("apps/v1", "Deployment", name, namespace)
-    pods = kube.list("v1", "Pod", namespace, label_selector=selector_string(md))
+def _observe(view: ClusterView) -> Observed:
+    pods = view.own_pods
     waiting = any(
         c.get("type") == "PodScheduled" and c.get("status") == "False"
         for p in pods
         for c in (p.get("status") or {}).get("conditions") or []
     )
-    # Nodes are read only to explain unschedulable pods: most reconciles never need them.
-    nodes = kube.list("v1", "Node") if waiting else []
-    return Observed(deployment=deployment, pods=pods, nodes=nodes)
+    # Nodes explain unschedulable pods only: most status computations never need them.
+    return Observed(deployment=view.own_deployment, pods=pods, nodes=view.nodes if waiting else [])
 
 
 def _report_unplaceable(

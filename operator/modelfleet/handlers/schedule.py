@@ -23,7 +23,7 @@ import kopf
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.autoscale.policy import AutoscalerState
 from modelfleet.handlers import autoscaler, metrics
-from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, serial
+from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, seeing, serial
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,9 @@ async def _perform(memo: kopf.Memo, key: Key, kind: Kind) -> None:
     interval: float | None = None
     try:
         if kind == "resync":
-            await serial.run(key, measured, "timer", memo, *key, raise_on_invalid=False)
+            await serial.run_seeing(
+                key, seeing(memo, key), measured, "timer", memo, *key, raise_on_invalid=False
+            )
         else:
             entry = schedule.entries.get(key)
             state = entry.state if entry is not None else None

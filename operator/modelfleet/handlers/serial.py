@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+V = TypeVar("V")
 Key = tuple[str, str]
 
 
@@ -38,8 +39,29 @@ class PerObject:
         async with self._lock(key):
             return await asyncio.to_thread(work, *args, **kwargs)
 
+    async def run_seeing(
+        self,
+        key: Key,
+        see: Callable[[], V],
+        work: Callable[Concatenate[V, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like run, with `see()` taken in the event loop once the lock is held, passed first.
+
+        For state the event loop owns (kopf's indexes): read after the wait, so it is current.
+        """
+        async with self._lock(key):
+            seen = see()
+            return await asyncio.to_thread(work, seen, *args, **kwargs)
+
     async def refresh(
-        self, key: Key, work: Callable[P, None], *args: P.args, **kwargs: P.kwargs
+        self,
+        key: Key,
+        see: Callable[[], V],
+        work: Callable[Concatenate[V, P], None],
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> None:
         """Like run, but a refresh already waiting for this object absorbs this one.
 
@@ -55,7 +77,7 @@ class PerObject:
         finally:  # acquired or cancelled: either way this refresh no longer waits
             self._refresh_waiting.discard(key)
         try:
-            await asyncio.to_thread(work, *args, **kwargs)
+            await asyncio.to_thread(work, see(), *args, **kwargs)
         finally:
             lock.release()
 
