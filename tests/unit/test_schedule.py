@@ -57,3 +57,16 @@ def test_a_resync_keeps_its_period_whatever_the_autoscaler_does() -> None:
     s.done(A, "resync", started=15)
     s.done(A, "autoscale", started=15, interval=5)
     assert (s.entries[A].resync_due, s.entries[A].autoscale_due) == (45, 20)
+
+
+def test_waiting_counts_due_work_the_limit_held_back() -> None:
+    s = Schedule(resync_seconds=30, jitter=lambda: 0.0)
+    for index in range(3):
+        s.observe(("ns", str(index)), 5.0, now=0)  # a resync and an autoscale each, due at 0
+    assert s.waiting(now=0) == 6
+    started = s.due(now=0, limit=4)
+    assert s.waiting(now=0) == 2  # started work is running, not waiting
+    for key, kind in started:
+        s.done(key, kind, started=0, interval=5)
+    assert s.waiting(now=1) == 2  # the two held back are still due
+    assert s.waiting(now=5) == 2 + 2  # plus the autoscaler intervals due again at 5

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from modelfleet.autoscale.policy import PodLoad
-from modelfleet.kube.scrape import Scraper, parse_load
+from modelfleet.kube.scrape import EngineSample, Scraper, parse_load, parse_sample
 from modelfleet.render.engines import profile
 
 VLLM = """\
@@ -140,6 +140,84 @@ def test_parse_load(engine: str, text: str, expected: PodLoad | None) -> None:
         assert load.kv_usage == pytest.approx(expected.kv_usage)
 
 
+VLLM_FULL = (
+    VLLM
+    + """\
+# TYPE vllm:prompt_tokens counter
+vllm:prompt_tokens_total{model_name="a"} 5000.0
+vllm:prompt_tokens_created{model_name="a"} 1.7e9
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{le="0.5",model_name="a"} 3.0
+vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="a"} 4.0
+vllm:time_to_first_token_seconds_count{model_name="a"} 4.0
+vllm:time_to_first_token_seconds_sum{model_name="a"} 1.5
+vllm:num_requests_waiting_by_reason{reason="x"} 99.0
+"""
+)
+LLAMACPP_COUNTERS = """\
+# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total 300
+# TYPE llamacpp:tokens_predicted_total counter
+llamacpp:tokens_predicted_total 40
+llamacpp:requests_deferred 0
+llamacpp:requests_processing 1
+llamacpp:kv_cache_usage_ratio 0.1
+"""
+
+
+@pytest.mark.parametrize(
+    ("engine", "text", "expected"),
+    [
+        pytest.param(
+            "vllm",
+            VLLM_FULL,
+            EngineSample(PodLoad(4.0, 12.0, 0.42), prompt_tokens=5000.0, generation_tokens=1234.0),
+            id="vllm-counters-among-histograms-and-look-alike-names",
+        ),
+        pytest.param(
+            "vllm",
+            VLLM,
+            EngineSample(PodLoad(4.0, 12.0, 0.42), prompt_tokens=None, generation_tokens=1234.0),
+            id="a-counter-the-engine-does-not-export-is-none",
+        ),
+        pytest.param(
+            "sglang",
+            SGLANG,
+            EngineSample(PodLoad(5.0, 7.0, 0.9)),
+            id="no-counters-at-all",
+        ),
+        pytest.param(
+            "llamacpp",
+            LLAMACPP_COUNTERS,
+            EngineSample(PodLoad(0.0, 1.0, 0.1), prompt_tokens=300.0, generation_tokens=40.0),
+            id="llamacpp-total-in-the-type-line",
+        ),
+        pytest.param(
+            "vllm",
+            "vllm:num_requests_waiting 0\nvllm:num_requests_running 0\n"
+            'vllm:generation_tokens_total{engine="0"} 10\n'
+            'vllm:generation_tokens_total{engine="1"} 32\n',
+            EngineSample(PodLoad(0.0, 0.0, 0.0), generation_tokens=42.0),
+            id="ranks-add-up",
+        ),
+        pytest.param(
+            "vllm",
+            'vllm:generation_tokens_total{model_name="a"} 10\n',
+            None,
+            id="counters-without-load-are-unknown",
+        ),
+        pytest.param(
+            "vllm",
+            "vllm:num_requests_waiting 0\nvllm:num_requests_running zero\n",
+            None,
+            id="a-bad-value-is-unknown",
+        ),
+    ],
+)
+def test_parse_sample(engine: str, text: str, expected: EngineSample | None) -> None:
+    assert parse_sample(text, profile(engine).metrics) == expected
+
+
 def test_a_nan_rank_leaves_the_pod_unknown_to_the_policy() -> None:
     load = parse_load(ranks("vllm", (0, 1, float("nan")), (0, 1, 0.5)), profile("vllm").metrics)
     assert load is not None and math.isnan(load.kv_usage)
@@ -182,3 +260,19 @@ def test_scrape_marks_silent_pods_unknown(metrics_server: str) -> None:
 
     loads = asyncio.run(scrape())
     assert loads == [PodLoad(4.0, 12.0, 0.42), None]
+
+
+def test_one_pod_sampled_with_its_counters(metrics_server: str) -> None:
+    async def scrape() -> tuple[EngineSample | None, EngineSample | None]:
+        scraper = Scraper(timeout=1.0)
+        try:
+            return (
+                await scraper.sample(metrics_server, profile("vllm")),
+                await scraper.sample("127.99.0.8", profile("vllm")),
+            )
+        finally:
+            await scraper.close()
+
+    answered, silent = asyncio.run(scrape())
+    assert answered == EngineSample(PodLoad(4.0, 12.0, 0.42), generation_tokens=1234.0)
+    assert silent is None

@@ -1,6 +1,7 @@
 """The autoscaler of each ModelDeployment with maxReplicas, writing only the replica count.
 
-Every autoscaling.intervalSeconds it scrapes the ready pods' /metrics, asks the pure policy for
+Every autoscaling.intervalSeconds it reads the ready pods' latest engine samples (each engine
+pod's scrape loop, handlers/scrapes.py, scrapes it at least that often), asks the pure policy for
 a count and, when that changes, records it in status (desiredReplicas, lastScaleTime, reason, an
 Event) and reconciles, which sizes the Deployment from status. Only the leader runs handlers at
 all (modelfleet.handlers.main); the policy state lives in memory, so a restarted or newly
@@ -21,13 +22,11 @@ from pydantic import ValidationError
 from modelfleet.api.types import API_VERSION, KIND, ModelDeployment
 from modelfleet.autoscale.count import replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
-from modelfleet.handlers import metrics
+from modelfleet.handlers import metrics, scrapes
 from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
-from modelfleet.kube.scrape import Scraper
 from modelfleet.plan.prices import PriceSheet
-from modelfleet.render.engines import profile
 from modelfleet.status.conditions import unplaceable
 
 log = logging.getLogger(__name__)
@@ -37,12 +36,15 @@ async def run_interval(
     memo: kopf.Memo, key: tuple[str, str], state: AutoscalerState | None
 ) -> tuple[AutoscalerState | None, float | None]:
     """One autoscaler interval of one deployment under its lock (handlers/schedule.py calls it):
-    it scrapes in the event loop and takes a pooled thread only for its API calls."""
+    it waits in the event loop and takes a pooled thread only for its API calls."""
     try:
         async with serial.lock(key):
             return await interval_step(memo, key, state)
     except NotLeader:
         return None, DEFAULT_INTERVAL  # forget what we saw: stale when we lead again
+    except Exception:
+        metrics.HANDLER_ERRORS.labels("autoscaler").inc()
+        raise
 
 
 DEFAULT_INTERVAL = 10.0
@@ -55,18 +57,21 @@ async def interval_step(
     kube: Kube = memo.kube
     looked = await asyncio.to_thread(look, kube, *key)
     if looked is None:
+        scrapes.loops.pace(key, None)
         return None, None
     if isinstance(looked, float):
+        scrapes.loops.pace(key, None)
         return None, looked  # not autoscaled now, or reconcile reports an invalid spec
     md = looked
     view = ClusterView.take(memo.indexes, key)  # the loop owns kopf's indexes: read here
     pods = [p for p in view.own_pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     interval = float(md.spec.autoscaling_or_default.interval_seconds)
+    scrapes.loops.pace(key, interval)  # samples at least as fresh as the decisions
     count = replica_count(md.spec, md.status)
     if count.manual_scale:
         state = None  # the reconcile takes the manual count first; start observing afresh
     elif md.status.placement is not None and not unplaceable(md):  # else nothing runs
-        sample = await observe(memo.scraper, md, pods)
+        sample = observe(scrapes.samples, pods, time.monotonic())
         decision = decide(
             md.spec.autoscaling_or_default, Limits.from_spec(md.spec), count.replicas, sample, state
         )
@@ -102,21 +107,14 @@ def apply_decision(
         reconcile(view, kube, namespace, name, prices, raise_on_invalid=False)
 
 
-async def observe(scraper: Scraper, md: ModelDeployment, pods: list[dict[str, Any]]) -> LoadSample:
-    """Load of the ready pods; pods still loading the model count as starting."""
-    ready_ips = [str((pod.get("status") or {}).get("podIP")) for pod in pods if _ready(pod)]
-    loads = await scraper.loads(ready_ips, profile(md.spec.engine))
+def observe(samples: scrapes.Samples, pods: list[dict[str, Any]], now: float) -> LoadSample:
+    """Load of the serving pods from their latest samples; a serving pod without a fresh answer
+    is unknown, and pods still loading the model count as starting."""
+    serving = [pod for pod in pods if scrapes.serving(pod)]
+    loads = [samples.load(pod, now) for pod in serving]
     return LoadSample(
-        time=time.monotonic(),
+        time=now,
         pods=tuple(load for load in loads if load is not None),
         unknown=sum(1 for load in loads if load is None),
-        starting=len(pods) - len(ready_ips),
-    )
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    return bool(status.get("podIP")) and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
+        starting=len(pods) - len(serving),
     )

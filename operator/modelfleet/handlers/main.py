@@ -19,8 +19,10 @@ from modelfleet.handlers import (  # noqa: F401 (each registers its handlers wit
     autoscaler,
     cache,
     endpoints,
+    metrics,
     modeldeployment,
     schedule,
+    scrapes,
 )
 from modelfleet.kube.client import Kube, load_api_client
 from modelfleet.kube.lease import LeaderElector
@@ -122,6 +124,7 @@ async def _serve(
                 return 0
             lost.clear()
             periodic = asyncio.create_task(schedule.run(memo))
+            scraping = asyncio.create_task(scrapes.run(memo))
             try:
                 await kopf.operator(
                     standalone=True,
@@ -132,7 +135,9 @@ async def _serve(
                 )
             finally:
                 periodic.cancel()
-                await asyncio.gather(periodic, return_exceptions=True)
+                scraping.cancel()
+                await asyncio.gather(periodic, scraping, return_exceptions=True)
+                metrics.stopped_leading()
             if not lost.is_set():
                 return 0  # kopf ended on a signal
             log.warning("leadership lost: handlers stopped, standing by")

@@ -83,6 +83,15 @@ class Schedule:
             self.entries[key].busy.add(kind)
         return [(key, kind) for _, key, kind in chosen]
 
+    def waiting(self, now: float) -> int:
+        """Work due now and not started (the limit held it back): the queue of pending work."""
+        count = 0
+        for entry in self.entries.values():
+            count += "resync" not in entry.busy and entry.resync_due <= now
+            due = entry.autoscale_due
+            count += "autoscale" not in entry.busy and due is not None and due <= now
+        return count
+
     def done(self, key: Key, kind: Kind, started: float, interval: float | None = None) -> None:
         """The work started at `started` ended; the next is due an interval after that start."""
         entry = self.entries.get(key)
@@ -128,6 +137,7 @@ async def run(memo: kopf.Memo) -> None:
                 running.add(task)
                 task.add_done_callback(running.discard)
             metrics.PERIODIC_RUNNING.set(len(running))
+            metrics.PERIODIC_WAITING.set(schedule.waiting(time.monotonic()))
             await asyncio.sleep(TICK_SECONDS)
     finally:
         for task in running:

@@ -1,4 +1,5 @@
-"""Engine load from the pods' Prometheus /metrics, for the autoscaler.
+"""Engine numbers from the pods' Prometheus /metrics: load for the autoscaler, token counters for
+cost reports.
 
 Scraped straight from each ready pod (pod IP, engine port), so no Prometheus is needed. A pod
 that does not answer in time, or answers without the engine's metrics, is unknown, never idle:
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +23,66 @@ SCRAPE_TIMEOUT_SECONDS = 2.0
 # Engines rename metrics between releases; older vLLM called KV use gpu_cache_usage_perc.
 FALLBACK_NAMES = {"vllm:kv_cache_usage_perc": ("vllm:gpu_cache_usage_perc",)}
 MAX_BODY_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class EngineSample:
+    """What one scrape of one pod said.
+
+    The token counters are the engine's cumulative counters as exported (summed over label
+    sets), never differenced here: a consumer computes increases between two samples of the
+    same pod and treats a smaller value as a counter reset (the engine restarted). None when the
+    engine does not export that counter.
+    """
+
+    load: PodLoad
+    prompt_tokens: float | None = None
+    generation_tokens: float | None = None
+
+
+def parse_sample(text: str, metrics: EngineMetrics) -> EngineSample | None:
+    """One pod's load and token counters from its engine's /metrics text; None when the load is
+    unknown (see parse_load)."""
+    kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
+    wanted = (metrics.waiting, metrics.running, *kv_names)
+    samples = _samples(text, (*wanted, metrics.prompt_tokens, metrics.generation_tokens))
+    if samples is None or metrics.waiting not in samples or metrics.running not in samples:
+        return None
+    ranks = next((samples[name] for name in kv_names if name in samples), [0.0])
+    load = PodLoad(
+        waiting=sum(samples[metrics.waiting]),
+        running=sum(samples[metrics.running]),
+        kv_usage=sum(_fraction(value) for value in ranks) / len(ranks),
+    )
+    return EngineSample(
+        load=load,
+        prompt_tokens=_total(samples.get(metrics.prompt_tokens)),
+        generation_tokens=_total(samples.get(metrics.generation_tokens)),
+    )
+
+
+def _samples(text: str, names: Iterable[str]) -> dict[str, list[float]] | None:
+    """Values by sample name, for the wanted names only; None when the text is not Prometheus.
+
+    Only the lines of the wanted series reach prometheus_client's parser (an engine's /metrics
+    runs to hundreds of series, mostly histograms, parsed in the event loop every few seconds
+    per pod); without their TYPE lines they parse as untyped, under the name as written, which
+    is the name EngineMetrics gives (counters with their _total).
+    """
+    prefixes = tuple(f"{name}{end}" for name in names for end in ("{", " ", "\t"))
+    lines = [line for line in text.splitlines() if line.startswith(prefixes)]
+    found: dict[str, list[float]] = {}
+    try:
+        for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+            for sample in family.samples:
+                found.setdefault(sample.name, []).append(float(sample.value))
+    except (ValueError, TypeError):
+        return None
+    return found
+
+
+def _total(values: list[float] | None) -> float | None:
+    return None if values is None else sum(values)
 
 
 def parse_load(text: str, metrics: EngineMetrics) -> PodLoad | None:
@@ -36,22 +98,8 @@ def parse_load(text: str, metrics: EngineMetrics) -> PodLoad | None:
     format. A missing KV gauge counts as 0 (some llama.cpp builds dropped it): queue and
     running still drive the policy. A NaN gauge stays NaN, so the policy counts the pod unknown.
     """
-    try:
-        samples: dict[str, list[float]] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                samples.setdefault(sample.name, []).append(float(sample.value))
-    except (ValueError, TypeError):
-        return None
-    if metrics.waiting not in samples or metrics.running not in samples:
-        return None
-    kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
-    ranks = next((samples[name] for name in kv_names if name in samples), [0.0])
-    return PodLoad(
-        waiting=sum(samples[metrics.waiting]),
-        running=sum(samples[metrics.running]),
-        kv_usage=sum(_fraction(value) for value in ranks) / len(ranks),
-    )
+    sample = parse_sample(text, metrics)
+    return None if sample is None else sample.load
 
 
 def _fraction(value: float) -> float:
@@ -96,11 +144,15 @@ class Scraper:
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
             return None
 
+    async def sample(self, pod_ip: str, engine: EngineProfile) -> EngineSample | None:
+        """One pod's engine numbers; None when the pod is unknown."""
+        body = await self.fetch(metrics_url(pod_ip, engine))
+        return None if body is None else parse_sample(body, engine.metrics)
+
     async def loads(self, pod_ips: Iterable[str], engine: EngineProfile) -> list[PodLoad | None]:
         """Every pod at once; one entry per pod, None for a pod that is unknown."""
-        urls = [metrics_url(ip, engine) for ip in pod_ips]
-        bodies = await asyncio.gather(*(self.fetch(url) for url in urls))
-        return [None if body is None else parse_load(body, engine.metrics) for body in bodies]
+        samples = await asyncio.gather(*(self.sample(ip, engine) for ip in pod_ips))
+        return [None if sample is None else sample.load for sample in samples]
 
     async def close(self) -> None:
         if self._session is not None:
