@@ -105,6 +105,63 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def test_chart_lints(helm: Any) -> None:
     helm("lint", "--strict", str(CHART))
     helm("lint", "--strict", str(CHART), "--set", "watchNamespaces={a,b}", "--set", "verbose=true")
+    helm("lint", "--strict", str(CHART), "--set", "metrics.serviceMonitor.enabled=true")
+
+
+def _rendered(helm: Any, *values: str) -> dict[str, dict[str, Any]]:
+    """`helm template` of the chart: kind -> the one object of that kind."""
+    text = helm("template", RELEASE, str(CHART), "--namespace", "ops", *values)
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(text) if doc}
+
+
+@pytest.mark.parametrize("port", [8080, 9090])
+def test_chart_renders_the_metrics_service_and_probes(helm: Any, port: int) -> None:
+    """The metrics Service selects the operator pods on the container's metrics port; both
+    probes ask /healthz (the election loop runs), so standbys are live and ready."""
+    objects = _rendered(helm, "--set", f"metricsPort={port}")
+    assert "ServiceMonitor" not in objects  # off by default: it needs prometheus-operator
+    service, deployment = objects["Service"], objects["Deployment"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELFLEET_METRICS_PORT"] == str(port)
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+
+    assert service["metadata"]["name"] == f"{RELEASE}-metrics"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    selector = service["spec"]["selector"]
+    assert selector == deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert service["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
+
+    monitored = _rendered(
+        helm,
+        "--set",
+        f"metricsPort={port}",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=prometheus",
+        "--set",
+        "metrics.service.prometheusAnnotations=false",
+    )
+    monitor, service = monitored["ServiceMonitor"], monitored["Service"]
+    assert "annotations" not in service["metadata"]  # the ServiceMonitor scrapes it instead
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
 
 
 def service_account_kubeconfig(admin: Path, namespace: str, token: str, path: Path) -> Path:
@@ -238,6 +295,30 @@ def _check_installed(
         f"{RELEASE}-prices", release_namespace
     )
     assert yaml.safe_load(prices.data["prices.yaml"]) == {"NVIDIA-L4": 0.55}
+    _check_metrics_service(api, release_namespace)
+
+
+def _check_metrics_service(api: Any, release_namespace: str) -> None:
+    """The metrics Service exists, selects exactly the operator's pod, and its target port is
+    the operator container's metrics port. (The local cluster's pod IPs are loopback addresses,
+    which EndpointSlices refuse, so the endpoints themselves cannot be checked here.)"""
+    core: Any = client.CoreV1Api(api)
+    service = core.read_namespaced_service(f"{RELEASE}-metrics", release_namespace)
+    assert service.spec.type == "ClusterIP"
+    [port] = service.spec.ports
+    assert (port.name, port.port, port.target_port, port.protocol) == (
+        "metrics",
+        8080,
+        "metrics",
+        "TCP",
+    )
+    selector = ",".join(f"{k}={v}" for k, v in service.spec.selector.items())
+    [pod] = core.list_namespaced_pod(release_namespace, label_selector=selector).items
+    [container] = pod.spec.containers
+    assert container.name == "operator"
+    assert [(p.name, p.container_port) for p in container.ports] == [("metrics", 8080)]
+    assert container.readiness_probe.http_get.path == "/healthz"
+    assert container.liveness_probe.http_get.path == "/healthz"
 
 
 class ChartOperator:

@@ -328,4 +328,3 @@ def test_leaving_the_lead_drops_per_object_series() -> None:
     name = "modelfleet_autoscaler_last_decision_timestamp_seconds"
     assert metrics.REGISTRY.get_sample_value(name, {"namespace": "ns", "name": "a"}) is None
     assert metrics.REGISTRY.get_sample_value("modelfleet_periodic_work_waiting") == 0
-
