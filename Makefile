@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: help venv cluster-binaries test-binaries crds verify-crds lint test test-unit test-integration demo demo-down clean
+.PHONY: help venv cluster-binaries test-binaries crds verify-crds lint test test-unit test-integration bench-scale demo demo-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test-integration: venv test-binaries ## integration tests on a real local contro
 	$(BIN)/pytest tests/integration
 
 test: lint test-unit test-integration ## everything CI runs
+
+bench-scale: venv cluster-binaries ## scale benchmark (issue 10; 20-40 min, not in `make test`); ARGS="--deployments 100" for less
+	$(BIN)/python bench/scale/run.py $(ARGS)
 
 demo: venv cluster-binaries ## local cluster + operator + samples, left running
 	$(BIN)/python -m modelfleet.dev.demo
