@@ -249,20 +249,10 @@ def metrics_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_scrape_marks_silent_pods_unknown(metrics_server: str) -> None:
+def test_a_pod_is_sampled_with_its_counters_and_a_silent_one_is_unknown(
+    metrics_server: str,
+) -> None:
     # 127.99.0.8 has nothing listening: refused at once, unknown rather than idle.
-    async def scrape() -> list[PodLoad | None]:
-        scraper = Scraper(timeout=1.0)
-        try:
-            return await scraper.loads([metrics_server, "127.99.0.8"], profile("vllm"))
-        finally:
-            await scraper.close()
-
-    loads = asyncio.run(scrape())
-    assert loads == [PodLoad(4.0, 12.0, 0.42), None]
-
-
-def test_one_pod_sampled_with_its_counters(metrics_server: str) -> None:
     async def scrape() -> tuple[EngineSample | None, EngineSample | None]:
         scraper = Scraper(timeout=1.0)
         try:

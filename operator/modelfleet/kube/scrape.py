@@ -8,7 +8,6 @@ the policy holds rather than scale down on missing data.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -148,11 +147,6 @@ class Scraper:
         """One pod's engine numbers; None when the pod is unknown."""
         body = await self.fetch(metrics_url(pod_ip, engine))
         return None if body is None else parse_sample(body, engine.metrics)
-
-    async def loads(self, pod_ips: Iterable[str], engine: EngineProfile) -> list[PodLoad | None]:
-        """Every pod at once; one entry per pod, None for a pod that is unknown."""
-        samples = await asyncio.gather(*(self.sample(ip, engine) for ip in pod_ips))
-        return [None if sample is None else sample.load for sample in samples]
 
     async def close(self) -> None:
         if self._session is not None:
