@@ -1,0 +1,191 @@
+"""Money budgets: a deployment's own `maxHourly`, and a namespace budget shared among deployments.
+
+Own budget (`spec.budget.maxHourly`, USD per hour, every replica including a rollout's surge):
+the replica count never exceeds floor(maxHourly / per-replica hourly), whoever asks (autoscaler
+or `kubectl scale`). The steady state may use the whole budget; a rollout then replaces pods
+instead of surging (`surge_allowed`), since a surge replica would go over it.
+
+Namespace budget (set by cluster admins; `share_namespace_budget`), USD per hour over every
+deployment of the namespace:
+
+1. Minimums first, in creation order (oldest first; then namespace/name): each deployment takes
+   as many of its minReplicas as the money left pays for. When the budget is below the sum of
+   the minimums, older deployments keep theirs and newer ones run fewer, down to none, and are
+   marked `below_min`: like a ResourceQuota, a new deployment cannot push out serving ones, and
+   the namespace's users cannot spend past the admins' budget by raising minReplicas.
+2. The rest is shared in equal parts of money, one replica at a time: the deployment that has
+   spent least above its minimum (ties: creation order) gets its next replica if it still needs
+   one and the money left pays for it; one that can no longer afford a replica drops out. So
+   shares are equal up to one replica's price, and no money is left that could pay for a
+   needed replica of anyone. A share never exceeds a deployment's need (the count it would run
+   without the namespace budget) nor its own maxHourly.
+
+Budgets are caps: where one conflicts with minReplicas, the budget wins and the deployment is
+marked below its minimum. A replica of zero price costs nothing and is never limited.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modelfleet.cost.allocation import Owner
+
+# Float slack so that 3 replicas at 0.7 fit a budget of 2.1.
+_EPSILON = 1e-9
+
+
+def max_replicas_within(per_replica_hourly: float, max_hourly: float | None) -> int | None:
+    """Replicas a budget pays for; None when there is no budget or a replica costs nothing."""
+    if max_hourly is None or per_replica_hourly <= 0:
+        return None
+    return max(math.floor(max_hourly / per_replica_hourly + _EPSILON), 0)
+
+
+@dataclass(frozen=True)
+class BudgetCap:
+    replicas: int  # the count to run
+    limited: bool  # the budget lowered the wanted count
+    reason: str  # one line with the numbers, for BudgetLimited and its Event
+
+
+def cap_replicas(wanted: int, per_replica_hourly: float, max_hourly: float | None) -> BudgetCap:
+    """`wanted` (autoscaler or manual scale) capped by the deployment's own maxHourly."""
+    limit = max_replicas_within(per_replica_hourly, max_hourly)
+    if limit is None or wanted <= limit:
+        return BudgetCap(wanted, False, "")
+    return BudgetCap(
+        limit,
+        True,
+        f"maxHourly {max_hourly:.2f} USD/h pays for {limit} replica(s) at "
+        f"{per_replica_hourly:.2f} USD/h each; {wanted} wanted",
+    )
+
+
+def surge_allowed(
+    replicas: int,
+    per_replica_hourly: float,
+    max_hourly: float | None,
+    surge: int = 1,
+    namespace_headroom: float | None = None,
+) -> bool:
+    """May a rollout add `surge` replicas above `replicas`? Else it replaces pods one by one.
+
+    `namespace_headroom`: the namespace budget minus what the namespace's pods cost per hour
+    now (None without a namespace budget).
+    """
+    extra = surge * per_replica_hourly
+    if extra <= 0:
+        return True
+    if max_hourly is not None and (replicas + surge) * per_replica_hourly > max_hourly + _EPSILON:
+        return False
+    return namespace_headroom is None or extra <= namespace_headroom + _EPSILON
+
+
+@dataclass(frozen=True)
+class BudgetClaim:
+    """What one deployment asks of a namespace budget."""
+
+    owner: Owner
+    created: float  # creation time (unix seconds): older deployments keep their minimum first
+    per_replica_hourly: float  # USD per replica-hour
+    min_replicas: int
+    need: int  # replicas it would run without the namespace budget
+    max_hourly: float | None = None  # its own spec.budget.maxHourly
+
+
+@dataclass(frozen=True)
+class BudgetShare:
+    owner: Owner
+    replicas: int  # at most this many
+    hourly: float  # replicas x per-replica hourly
+    below_min: bool  # fewer than minReplicas: the budget could not pay for them
+    limited: bool  # fewer than needed
+    reason: str  # one line with the numbers; empty when not limited
+
+
+@dataclass(frozen=True)
+class NamespaceShare:
+    budget: float
+    shares: dict[Owner, BudgetShare]
+
+    @property
+    def allocated(self) -> float:
+        return sum(share.hourly for share in self.shares.values())
+
+    @property
+    def unallocated(self) -> float:
+        return max(self.budget - self.allocated, 0.0)
+
+
+def share_namespace_budget(budget: float, claims: Sequence[BudgetClaim]) -> NamespaceShare:
+    """Replicas per deployment under a namespace budget (USD per hour); the rule is above."""
+    ordered = sorted(claims, key=lambda claim: (claim.created, claim.owner))
+    left = max(budget, 0.0)
+    replicas: dict[Owner, int] = {}
+    wanted: dict[Owner, int] = {}  # replicas each may still get above its minimum
+    for claim in ordered:
+        price = claim.per_replica_hourly
+        own = max_replicas_within(price, claim.max_hourly)
+        minimum = claim.min_replicas if own is None else min(claim.min_replicas, own)
+        if price > 0:
+            minimum = min(minimum, math.floor(left / price + _EPSILON))
+        replicas[claim.owner] = minimum
+        left -= minimum * price
+        ceiling = max(claim.need, claim.min_replicas)
+        wanted[claim.owner] = max((ceiling if own is None else min(ceiling, own)) - minimum, 0)
+
+    spent = dict.fromkeys(replicas, 0.0)
+    price_of = {claim.owner: claim.per_replica_hourly for claim in ordered}
+    rank = {claim.owner: index for index, claim in enumerate(ordered)}
+    for owner, price in price_of.items():
+        if price <= 0:  # free replicas: all it needs, at no cost
+            replicas[owner] += wanted[owner]
+            wanted[owner] = 0
+    queue = [(0.0, rank[owner], owner) for owner in replicas if wanted[owner] > 0]
+    heapq.heapify(queue)
+    while queue:
+        _, index, owner = heapq.heappop(queue)
+        price = price_of[owner]
+        if price > left + _EPSILON:
+            continue  # cannot afford another: the money left only shrinks
+        replicas[owner] += 1
+        wanted[owner] -= 1
+        spent[owner] += price
+        left -= price
+        if wanted[owner] > 0:
+            # rounded, so equal spending ties on creation order despite float sums
+            heapq.heappush(queue, (round(spent[owner], 9), index, owner))
+
+    return NamespaceShare(
+        budget, {claim.owner: _share(budget, claim, replicas[claim.owner]) for claim in ordered}
+    )
+
+
+def _share(budget: float, claim: BudgetClaim, replicas: int) -> BudgetShare:
+    price = claim.per_replica_hourly
+    need = max(claim.need, claim.min_replicas)
+    below_min = replicas < claim.min_replicas
+    limited = replicas < need
+    own = max_replicas_within(price, claim.max_hourly)
+    reason = ""
+    if limited:
+        if own is not None and replicas == own:
+            reason = (
+                f"maxHourly {claim.max_hourly:.2f} USD/h pays for {own} replica(s) at "
+                f"{price:.2f} USD/h each; {need} wanted"
+            )
+        elif below_min:
+            reason = (
+                f"namespace budget {budget:.2f} USD/h cannot also pay for this deployment's "
+                f"minReplicas {claim.min_replicas} at {price:.2f} USD/h each (older deployments "
+                f"keep theirs first): {replicas} kept"
+            )
+        else:
+            reason = (
+                f"namespace budget {budget:.2f} USD/h shared in equal parts: {replicas} of "
+                f"{need} replica(s) at {price:.2f} USD/h each"
+            )
+    return BudgetShare(claim.owner, replicas, replicas * price, below_min, limited, reason)
