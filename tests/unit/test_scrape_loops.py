@@ -4,6 +4,7 @@ autoscaler makes of them, and the loops' start and stop (with a fake scraper, no
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -87,38 +88,54 @@ STALE = 2 * PERIOD + SCRAPE_TIMEOUT_SECONDS
 @pytest.mark.parametrize(
     ("recorded", "asked", "now", "expected"),
     [
-        pytest.param(PodSample(SCRAPED, 100, PERIOD, ANSWER), pod(), 104, ANSWER.load, id="fresh"),
         pytest.param(
-            PodSample(SCRAPED, 100, PERIOD, ANSWER), pod(), 100 + STALE, ANSWER.load, id="edge"
+            PodSample(SCRAPED, 100, PERIOD, ANSWER, 1.7e9), pod(), 104, ANSWER.load, id="fresh"
         ),
         pytest.param(
-            PodSample(SCRAPED, 100, PERIOD, ANSWER),
+            PodSample(SCRAPED, 100, PERIOD, ANSWER, 1.7e9),
+            pod(),
+            100 + STALE,
+            ANSWER.load,
+            id="edge",
+        ),
+        pytest.param(
+            PodSample(SCRAPED, 100, PERIOD, ANSWER, 1.7e9),
             pod(),
             100 + STALE + 0.1,
             None,
             id="two-scrapes-missed-is-unknown",
         ),
         pytest.param(
-            PodSample(SCRAPED, 100, 1.0, ANSWER),
+            PodSample(SCRAPED, 100, 1.0, ANSWER, 1.7e9),
             pod(),
             100 + 2 * 1.0 + SCRAPE_TIMEOUT_SECONDS + 0.1,
             None,
             id="a-faster-pace-goes-stale-sooner",
         ),
-        pytest.param(PodSample(SCRAPED, 100, PERIOD, None), pod(), 101, None, id="no-answer"),
+        pytest.param(
+            PodSample(SCRAPED, 100, PERIOD, None, 1.7e9), pod(), 101, None, id="no-answer"
+        ),
         pytest.param(None, pod(), 101, None, id="not-scraped-yet"),
         pytest.param(
-            PodSample(SCRAPED, 100, PERIOD, ANSWER),
+            PodSample(SCRAPED, 100, PERIOD, ANSWER, 1.7e9),
             pod(uid="uid-2"),
             101,
             None,
             id="another-pod-of-the-same-name",
         ),
         pytest.param(
-            PodSample(SCRAPED, 100, PERIOD, ANSWER), pod(owner="other"), 101, None, id="other-owner"
+            PodSample(SCRAPED, 100, PERIOD, ANSWER, 1.7e9),
+            pod(owner="other"),
+            101,
+            None,
+            id="other-owner",
         ),
         pytest.param(
-            PodSample(SCRAPED, 100, PERIOD, ANSWER), pod(), 99, None, id="a-clock-that-went-back"
+            PodSample(SCRAPED, 100, PERIOD, ANSWER, 1.7e9),
+            pod(),
+            99,
+            None,
+            id="a-clock-that-went-back",
         ),
     ],
 )
@@ -136,7 +153,7 @@ def test_samples_by_deployment_and_forgotten_with_the_pod() -> None:
     other = EnginePod("ns", "qwen-7b-def", "uid-2", "qwen-7b", "10.1.0.6", Engine.VLLM)
     elsewhere = EnginePod("ns2", "qwen-7b-abc", "uid-3", "qwen-7b", "10.1.0.7", Engine.VLLM)
     for engine_pod_ in (SCRAPED, other, elsewhere):
-        samples.record(PodSample(engine_pod_, 100, PERIOD, ANSWER))
+        samples.record(PodSample(engine_pod_, 100, PERIOD, ANSWER, 1.7e9))
     assert {s.pod.name for s in samples.of_deployment("ns", "qwen-7b")} == {
         "qwen-7b-abc",
         "qwen-7b-def",
@@ -160,7 +177,7 @@ def test_the_autoscaler_counts_answers_unknown_and_starting_pods() -> None:
     for body, at, answer in ((answered, 100, ANSWER), (stale, 80, ANSWER), (silent, 100, None)):
         found = engine_pod(body)
         assert found is not None
-        samples.record(PodSample(found, at, PERIOD, answer))
+        samples.record(PodSample(found, at, PERIOD, answer, 1.7e9))
     pods = [answered, stale, silent, never_scraped, loading, pending]
     assert observe(samples, pods, now=101) == LoadSample(
         time=101, pods=(ANSWER.load,), unknown=3, starting=2
@@ -231,8 +248,10 @@ def test_every_serving_pod_is_scraped_until_it_goes() -> None:
         assert loops.scraping == {SCRAPED.key, second.key}
         assert pods_scraped() == 2
         assert ("10.1.0.6", Engine.SGLANG) in scraper.calls  # each with its own engine
-        [answered] = loops.samples.of_deployment("ns", "qwen-7b")[:1]
+        [answered] = [s for s in loops.samples.of_deployment("ns", "qwen-7b") if s.pod == SCRAPED]
         assert loops.samples.load(pod(), answered.time) == ANSWER.load
+        assert answered.engine == ANSWER  # the token counters kept raw, with wall-clock time
+        assert abs(answered.unix_time - time.time()) < 60
         # The second pod does not answer: unknown, counted as such.
         await until(lambda: scrapes_total("unknown") > unknown_before, "an unknown scrape")
         assert scrapes_total("ok") > ok_before

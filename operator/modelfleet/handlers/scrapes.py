@@ -115,9 +115,10 @@ class PodSample:
     """The latest scrape of one pod."""
 
     pod: EnginePod
-    time: float  # time.monotonic() when the scrape ended (answer or not)
+    time: float  # time.monotonic() when the scrape ended (answer or not): ages and deltas
     period: float  # seconds between this pod's scrapes when it was taken
     engine: EngineSample | None  # None: the pod did not answer, or not with its engine's metrics
+    unix_time: float  # time.time() at the same moment, for reports in wall-clock windows
 
     @property
     def stale_after(self) -> float:
@@ -253,7 +254,7 @@ class Loops:
             try:
                 sample = await scraper.sample(pod.ip, pod.profile)
                 ended = time.monotonic()
-                self.samples.record(PodSample(pod, ended, period, sample))
+                self.samples.record(PodSample(pod, ended, period, sample, time.time()))
                 metrics.ENGINE_SCRAPES.labels("ok" if sample is not None else "unknown").inc()
                 metrics.ENGINE_SCRAPE_SECONDS.observe(ended - started)
             except asyncio.CancelledError:
