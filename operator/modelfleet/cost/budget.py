@@ -9,16 +9,19 @@ Namespace budget (set by cluster admins; `share_namespace_budget`), USD per hour
 deployment of the namespace:
 
 1. Minimums first, in creation order (oldest first; then namespace/name): each deployment takes
-   as many of its minReplicas as the money left pays for. When the budget is below the sum of
-   the minimums, older deployments keep theirs and newer ones run fewer, down to none, and are
-   marked `below_min`: like a ResourceQuota, a new deployment cannot push out serving ones, and
-   the namespace's users cannot spend past the admins' budget by raising minReplicas.
-2. The rest is shared in equal parts of money, one replica at a time: the deployment that has
-   spent least above its minimum (ties: creation order) gets its next replica if it still needs
-   one and the money left pays for it; one that can no longer afford a replica drops out. So
-   shares are equal up to one replica's price, and no money is left that could pay for a
-   needed replica of anyone. A share never exceeds a deployment's need (the count it would run
-   without the namespace budget) nor its own maxHourly.
+   its minReplicas while the money left pays for them. The first one the money does not cover
+   takes what is left (part of its minimum, maybe none), and every newer one waits with none:
+   like a ResourceQuota, a new deployment cannot push out serving ones, the namespace's users
+   cannot spend past the admins' budget by raising minReplicas, and raising the budget never
+   takes a minimum away (a newer, cheaper deployment does not jump the queue, or it would lose
+   its replicas again when the budget grows enough for the older one). Short deployments are
+   marked `below_min`.
+2. Only when every minimum is met, the rest is shared in equal parts of money, one replica at a
+   time: the deployment that has spent least above its minimum (ties: creation order) gets its
+   next replica if it still needs one and the money left pays for it; one that can no longer
+   afford a replica drops out. So shares are equal up to one replica's price, and no money is
+   left that could pay for a needed replica of anyone. A share never exceeds a deployment's
+   need (the count it would run without the namespace budget) nor its own maxHourly.
 
 Budgets are caps: where one conflicts with minReplicas, the budget wins and the deployment is
 marked below its minimum. A replica of zero price costs nothing and is never limited.
@@ -126,16 +129,24 @@ def share_namespace_budget(budget: float, claims: Sequence[BudgetClaim]) -> Name
     left = max(budget, 0.0)
     replicas: dict[Owner, int] = {}
     wanted: dict[Owner, int] = {}  # replicas each may still get above its minimum
+    short = False  # a minimum was not met: newer ones wait, and nothing is shared above minimums
     for claim in ordered:
         price = claim.per_replica_hourly
         own = max_replicas_within(price, claim.max_hourly)
-        minimum = claim.min_replicas if own is None else min(claim.min_replicas, own)
+        target = claim.min_replicas if own is None else min(claim.min_replicas, own)
+        minimum = target
         if price > 0:
-            minimum = min(minimum, math.floor(left / price + _EPSILON))
+            minimum = 0 if short else min(target, math.floor(left / price + _EPSILON))
+            short = short or minimum < target
         replicas[claim.owner] = minimum
         left -= minimum * price
         ceiling = max(claim.need, claim.min_replicas)
         wanted[claim.owner] = max((ceiling if own is None else min(ceiling, own)) - minimum, 0)
+    if short:
+        wanted = {
+            claim.owner: wanted[claim.owner] if claim.per_replica_hourly <= 0 else 0
+            for claim in ordered
+        }
 
     spent = dict.fromkeys(replicas, 0.0)
     price_of = {claim.owner: claim.per_replica_hourly for claim in ordered}
