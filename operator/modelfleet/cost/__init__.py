@@ -43,7 +43,15 @@ from modelfleet.cost.node_prices import (
     node_prices,
     parse_gpu_hourly,
 )
-from modelfleet.cost.spend import PodInterval, Spend, accrue, kube_time, pod_interval, window_cost
+from modelfleet.cost.spend import (
+    PodInterval,
+    Spend,
+    accrue,
+    kube_time,
+    pod_interval,
+    window_cost,
+    window_gpu_hours,
+)
 from modelfleet.cost.throttle import should_write
 from modelfleet.cost.tokens import (
     ApiEquivalent,
@@ -109,4 +117,5 @@ __all__ = [
     "should_write",
     "surge_allowed",
     "window_cost",
+    "window_gpu_hours",
 ]
