@@ -29,9 +29,10 @@ from modelfleet.dev.engine.load import (
     summary,
 )
 from modelfleet.dev.engine.metrics import TTFT_HISTOGRAMS, PodMetrics
-from modelfleet.dev.engine.pods import PodFacts, desired, pod_facts, servable
+from modelfleet.dev.engine.pods import PodFacts, desired, pod_facts
 from modelfleet.dev.engine.server import FALLBACK_MODEL, PodServer, engine_profile
 from modelfleet.kube.scrape import parse_load
+from modelfleet.render.children import serving
 from modelfleet.render.engines import profile
 
 # -- requests -----------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ MD = {
     ids=["ready", "pending", "not-ready", "no-ip", "terminating"],
 )
 def test_only_running_ready_pods_with_an_ip_are_served(pod: dict[str, Any], expected: bool) -> None:
-    assert servable(pod) is expected
+    assert serving(pod) is expected
     assert (pod_facts(pod, MD) is not None) is expected
 
 

@@ -27,6 +27,7 @@ from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
 from modelfleet.plan.prices import PriceSheet
+from modelfleet.render.children import serving
 from modelfleet.status.conditions import unplaceable
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,11 @@ def apply_decision(
 def observe(samples: scrapes.Samples, pods: list[dict[str, Any]], now: float) -> LoadSample:
     """Load of the serving pods from their latest samples; a serving pod without a fresh answer
     is unknown, and pods still loading the model count as starting."""
-    serving = [pod for pod in pods if scrapes.serving(pod)]
-    loads = [samples.load(pod, now) for pod in serving]
+    answering = [pod for pod in pods if serving(pod)]
+    loads = [samples.load(pod, now) for pod in answering]
     return LoadSample(
         time=now,
         pods=tuple(load for load in loads if load is not None),
         unknown=sum(1 for load in loads if load is None),
-        starting=len(pods) - len(serving),
+        starting=len(pods) - len(answering),
     )

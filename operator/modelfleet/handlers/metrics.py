@@ -38,7 +38,8 @@ PERIODIC_WAITING = Gauge(
 HANDLER_ERRORS = Counter(
     "modelfleet_handler_errors",
     "Unexpected failures of work other than reconciles (those count in "
-    'modelfleet_reconciles_total{result="error"}), by handler: autoscaler, scrape.',
+    'modelfleet_reconciles_total{result="error"}), by handler: autoscaler, scrape, '
+    "child-event (a status refresh after a Deployment or Pod event).",
     ["handler"],
     registry=REGISTRY,
 )
@@ -63,7 +64,7 @@ ENGINE_SCRAPE_SECONDS = Histogram(
 # Series that exist from the start, at 0, so rates and alerts see them before the first event.
 for _result in ("ok", "unknown"):
     ENGINE_SCRAPES.labels(_result)
-for _handler in ("autoscaler", "scrape"):
+for _handler in ("autoscaler", "scrape", "child-event"):
     HANDLER_ERRORS.labels(_handler)
 AUTOSCALER_LAST_DECISION = Gauge(
     "modelfleet_autoscaler_last_decision_timestamp_seconds",

@@ -97,7 +97,11 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     key = (str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL]))
-    await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key)
+    try:
+        await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key)
+    except Exception:
+        metrics.HANDLER_ERRORS.labels("child-event").inc()
+        raise
 
 
 def seeing(memo: kopf.Memo, key: tuple[str, str]) -> Callable[[], ClusterView]:

@@ -125,6 +125,8 @@ async def track(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         autoscaler.DEFAULT_INTERVAL
     )
     schedule.observe(key, interval if autoscaled else None, time.monotonic())
+    if not autoscaled:
+        metrics.forget(*key)  # autoscaling turned off: its decision series goes too
 
 
 async def run(memo: kopf.Memo) -> None:

@@ -30,7 +30,7 @@ from modelfleet.api.types import Engine
 from modelfleet.autoscale.policy import PodLoad
 from modelfleet.handlers import metrics
 from modelfleet.kube.scrape import SCRAPE_TIMEOUT_SECONDS, EngineSample, Scraper
-from modelfleet.render.children import MANAGED_BY, OWNER_LABEL
+from modelfleet.render.children import ENGINE_LABEL, MANAGED_BY, OWNER_LABEL, serving
 from modelfleet.render.engines import EngineProfile, profile
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 # autoscaling.intervalSeconds is scraped at that interval instead (Loops.pace).
 SCRAPE_SECONDS = 5.0
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-ENGINE_LABEL = "modelfleet.dev/engine"  # set on every engine pod by render/children.py
 POD_LABELS: Mapping[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: kopf.PRESENT}
 
 PodKey = tuple[str, str]  # namespace, pod name
@@ -68,22 +67,6 @@ class EnginePod:
     @property
     def profile(self) -> EngineProfile:
         return profile(self.engine)
-
-
-def serving(pod: Mapping[str, Any]) -> bool:
-    """Running, Ready, with an IP, and not terminating: a pod whose engine should answer."""
-    meta = pod.get("metadata") or {}
-    status = pod.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    return (
-        status.get("phase") == "Running"
-        and ready
-        and bool(status.get("podIP"))
-        and not meta.get("deletionTimestamp")
-    )
 
 
 def engine_pod(pod: Mapping[str, Any]) -> EnginePod | None:

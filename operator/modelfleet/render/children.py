@@ -6,6 +6,7 @@ owner reference, so applying them again is a no-op and deleting the owner collec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
@@ -16,6 +17,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 OWNER_LABEL = "modelfleet.dev/deployment"
+ENGINE_LABEL = "modelfleet.dev/engine"
 MANAGED_BY = "modelfleet"
 SHM_PER_GPU_GIB = 8
 MODEL_LOAD_TIMEOUT_SECONDS = 30 * 60
@@ -48,7 +50,7 @@ def _labels(md: ModelDeployment) -> dict[str, str]:
         "app.kubernetes.io/name": md.metadata.name,
         "app.kubernetes.io/component": "inference-engine",
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "modelfleet.dev/engine": str(md.spec.engine),
+        ENGINE_LABEL: str(md.spec.engine),
     }
 
 
@@ -159,3 +161,19 @@ def service(md: ModelDeployment) -> dict[str, Any]:
             ],
         },
     }
+
+
+def serving(pod: Mapping[str, Any]) -> bool:
+    """Running, Ready, with an IP, and not terminating: a pod whose engine should answer."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    return (
+        status.get("phase") == "Running"
+        and ready
+        and bool(status.get("podIP"))
+        and not meta.get("deletionTimestamp")
+    )

@@ -28,9 +28,8 @@ from kubernetes import client
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.dev.engine import openai
-from modelfleet.dev.engine.pods import servable
 from modelfleet.dev.replay.metrics import percentile as nearest_rank
-from modelfleet.render.children import OWNER_LABEL
+from modelfleet.render.children import OWNER_LABEL, serving
 from modelfleet.render.engines import ENGINE_PORT
 
 DRAIN_SECONDS = 120.0  # default: after the duration, in-flight requests get this long to finish
@@ -149,7 +148,7 @@ def kube_targets(api_client: Any, namespace: str, deployment: str) -> Callable[[
         found = [
             Target(pod["metadata"]["name"], f"http://{pod['status']['podIP']}:{ENGINE_PORT}")
             for pod in pods
-            if servable(pod)
+            if serving(pod)
         ]
         return sorted(found, key=lambda target: target.pod)
 

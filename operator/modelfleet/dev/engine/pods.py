@@ -17,11 +17,17 @@ from typing import Any
 
 from modelfleet.api.types import Engine
 from modelfleet.dev.cluster.pod_range import contains
-from modelfleet.render.children import GPU_PRODUCT_LABEL, GPU_RESOURCE, MANAGED_BY, OWNER_LABEL
+from modelfleet.render.children import (
+    ENGINE_LABEL,
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    MANAGED_BY,
+    OWNER_LABEL,
+    serving,
+)
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-ENGINE_LABEL = "modelfleet.dev/engine"
 _MODEL_FLAGS = ("--served-model-name=", "--alias=", "--model=", "--model-path=", "--hf-repo=")
 
 
@@ -46,25 +52,9 @@ class PodFacts:
         return f"{self.namespace}/{self.name}"
 
 
-def servable(pod: dict[str, Any]) -> bool:
-    """Running, Ready, with an IP, and not terminating."""
-    meta = pod.get("metadata") or {}
-    status = pod.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    return (
-        status.get("phase") == "Running"
-        and ready
-        and bool(status.get("podIP"))
-        and not meta.get("deletionTimestamp")
-    )
-
-
 def pod_facts(pod: dict[str, Any], md: dict[str, Any] | None) -> PodFacts | None:
     """The facts of a servable pod (None otherwise); `md` is its ModelDeployment if readable."""
-    if not servable(pod):
+    if not serving(pod):
         return None
     meta = pod["metadata"]
     labels = meta.get("labels") or {}
