@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import math
 import os
 import random
@@ -162,6 +163,47 @@ def start_operator(run: Run, api: Any, admin: Path) -> Operator:
     return operator
 
 
+class OperatorLoad:
+    """How busy the operator was in a phase, from its own /metrics: reconciles and their mean
+    time (lock wait excluded), and the periodic work in flight and waiting behind the cap."""
+
+    def __init__(self, operator: Operator) -> None:
+        self.operator = operator
+        first = operator.metrics()
+        self._count = metric_sum(first, "modelfleet_reconcile_duration_seconds_count")
+        self._sum = metric_sum(first, "modelfleet_reconcile_duration_seconds_sum")
+        self.waiting: list[float] = []
+        self.running: list[float] = []
+
+    def sample(self, metrics: dict[str, list[tuple[dict[str, str], float]]]) -> None:
+        self.waiting.append(metric_sum(metrics, "modelfleet_periodic_work_waiting"))
+        self.running.append(metric_sum(metrics, "modelfleet_periodic_work_running"))
+
+    def finish(self) -> dict[str, float]:
+        last = self.operator.metrics()
+        count = metric_sum(last, "modelfleet_reconcile_duration_seconds_count") - self._count
+        seconds = metric_sum(last, "modelfleet_reconcile_duration_seconds_sum") - self._sum
+        return {
+            "reconciles": count,
+            "meanReconcileSeconds": round(seconds / count, 3) if count else 0.0,
+            "periodicRunningMean": _mean(self.running),
+            "periodicWaitingMean": _mean(self.waiting),
+            "periodicWaitingMax": max(self.waiting, default=0.0),
+        }
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 1) if values else 0.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -280,9 +322,11 @@ def steady_phase(run: Run, operator: Operator, audit_tail: AuditTail, mds: Track
     operator.rss.phase = "steady"
     audit_tail.begin("steady")
     reconciles = operator.reconciles()
+    load = OperatorLoad(operator)
     until = time.monotonic() + seconds
     not_ready = 0
     while time.monotonic() < until:
+        load.sample(operator.metrics())
         total, ready = mds.counts()
         not_ready = max(not_ready, total - ready)
         phase = audit_tail.phases["steady"]
@@ -291,7 +335,8 @@ def steady_phase(run: Run, operator: Operator, audit_tail: AuditTail, mds: Track
             f"reads {phase.count(READ_VERBS)}, writes {phase.count(WRITE_VERBS)}, "
             f"Ready {ready}/{total}"
         )
-        time.sleep(0.5)
+        time.sleep(1)
+    run.evidence.setdefault("operatorLoad", {})["steady"] = load.finish()
     requests = audit_tail.end("steady")
     reconciled = operator.reconciles() - reconciles
     child_writes = requests.count(WRITE_VERBS, CHILDREN)
@@ -474,10 +519,12 @@ def churn_phase(
 # ---------------------------------------------------------------- autoscaled
 
 
-def decision_times(operator: Operator, namespace: str) -> dict[str, float]:
+def decision_times(
+    metrics: dict[str, list[tuple[dict[str, str], float]]], namespace: str
+) -> dict[str, float]:
     return {
         labels["name"]: value
-        for labels, value in operator.metrics().get(DECISION_METRIC, [])
+        for labels, value in metrics.get(DECISION_METRIC, [])
         if labels.get("namespace") == namespace
     }
 
@@ -531,22 +578,20 @@ def autoscaled_phase(run: Run, api: Any, admin: Path, operator: Operator) -> Non
         )
         loader.start()
         deadline = time.monotonic() + 4 * interval + 60
-        while len(decision_times(operator, namespace)) < count:
+        while (decided_once := len(decision_times(operator.metrics(), namespace))) < count:
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"autoscaled: decisions for only {len(decision_times(operator, namespace))}"
-                    f"/{count} deployments"
-                )
-            run.progress(
-                f"autoscaled: {len(decision_times(operator, namespace))}/{count} decided once"
-            )
+                raise RuntimeError(f"autoscaled: decisions for only {decided_once}/{count}")
+            run.progress(f"autoscaled: {decided_once}/{count} decided once")
             time.sleep(1)
         run.say(f"autoscaled: every deployment decided once; sampling lags for {window} s")
         worst: dict[str, float] = {}
         seen: dict[str, set[float]] = {name: set() for name in names}
+        load = OperatorLoad(operator)
         until = time.monotonic() + window
         while time.monotonic() < until:
-            decided = decision_times(operator, namespace)
+            metrics = operator.metrics()
+            load.sample(metrics)
+            decided = decision_times(metrics, namespace)
             now = time.time()
             for name in names:
                 if name in decided:
@@ -559,6 +604,7 @@ def autoscaled_phase(run: Run, api: Any, admin: Path, operator: Operator) -> Non
                 f"operator RSS {mb(operator.rss.samples[-1].rss_mib):.0f} MB"
             )
             time.sleep(1)
+        run.evidence.setdefault("operatorLoad", {})["autoscaled"] = load.finish()
         scaled_up = sum(1 for t in mds.snapshot().values() if (t.extra[2] or 1) > 1)
     finally:
         stop.set()
@@ -567,6 +613,15 @@ def autoscaled_phase(run: Run, api: Any, admin: Path, operator: Operator) -> Non
     worst_lag = max(worst.values(), default=math.inf)
     on_time = sum(1 for lag in worst.values() if lag <= interval + LAG_SLACK_SECONDS)
     decisions = min((len(v) for v in seen.values()), default=0)
+    gaps = [b - a for times in seen.values() for a, b in itertools.pairwise(sorted(times))]
+    lags = list(worst.values())
+    run.evidence["decisions"] = {
+        "gapSecondsP50": round(percentile(gaps, 50), 1),
+        "gapSecondsP95": round(percentile(gaps, 95), 1),
+        "gapSecondsMax": round(max(gaps, default=0.0), 1),
+        "worstLagPerDeploymentP50": round(percentile(lags, 50), 1),
+        "worstLagPerDeploymentP95": round(percentile(lags, 95), 1),
+    }
     run.add(
         Figure(
             f"autoscaled: worst lag since a decision (interval {interval:g} s)",
@@ -582,6 +637,12 @@ def autoscaled_phase(run: Run, api: Any, admin: Path, operator: Operator) -> Non
             on_time == count,
         ),
         Figure(f"autoscaled: fewest decisions seen in {window} s", decisions),
+        Figure(
+            "autoscaled: time between decisions p50 / p95 / max",
+            f"{percentile(gaps, 50):.1f} / {percentile(gaps, 95):.1f} / "
+            f"{max(gaps, default=0.0):.1f}",
+            unit="s",
+        ),
         Figure("autoscaled: deployments scaled above 1 replica", scaled_up),
     )
     ok = sum(r.get("ok", 0) for r in load_reports)

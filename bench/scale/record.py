@@ -120,6 +120,22 @@ def report(run: Run, full: bool, full_size: dict[str, int]) -> str:
         )
         if evidence["childWriteExamples"]:
             lines.append("Child writes, e.g.: " + "; ".join(evidence["childWriteExamples"][:5]))
+    for phase, load in (run.evidence.get("operatorLoad") or {}).items():
+        lines.append(
+            f"Operator while {phase}: {load['reconciles']:.0f} reconciles, mean "
+            f"{load['meanReconcileSeconds']:g} s each; periodic work in flight "
+            f"{load['periodicRunningMean']:g} on average, waiting {load['periodicWaitingMean']:g} "
+            f"on average, {load['periodicWaitingMax']:g} at most"
+        )
+    decisions = run.evidence.get("decisions")
+    if decisions:
+        lines.append(
+            "Autoscaler decisions: time between two decisions of one deployment p50 "
+            f"{decisions['gapSecondsP50']:g} s, p95 {decisions['gapSecondsP95']:g} s, max "
+            f"{decisions['gapSecondsMax']:g} s; each deployment's worst lag p50 "
+            f"{decisions['worstLagPerDeploymentP50']:g} s, p95 "
+            f"{decisions['worstLagPerDeploymentP95']:g} s"
+        )
     if run.evidence.get("churnErrors"):
         lines.append("Operator log lines counted as errors during churn (first 10):")
         lines.extend("  " + line[:300] for line in run.evidence["churnErrors"][:10])
