@@ -41,6 +41,7 @@ from modelfleet.plan.request import PlanInputError
 from modelfleet.render.children import (
     MANAGED_BY,
     OWNER_LABEL,
+    already_applied,
     children,
     selector_labels,
 )
@@ -181,6 +182,8 @@ def _reconcile_once(
         return
     try:
         for child in children(md, decision):
+            if already_applied(child, view.live(child["kind"])):
+                continue  # unchanged since the watch last saw it: no write
             if kube.apply(child) is None:
                 return  # the namespace (and this ModelDeployment with it) is being deleted
     except DynamicApiError as error:

@@ -177,3 +177,26 @@ def serving(pod: Mapping[str, Any]) -> bool:
         and bool(status.get("podIP"))
         and not meta.get("deletionTimestamp")
     )
+
+
+def already_applied(desired: Any, live: Any) -> bool:
+    """Whether the live object already holds every field of the desired one, as applied.
+
+    A resync re-renders every child; applying an unchanged one is still a write. Fields the API
+    server adds (defaults, status, other managers' fields) are ignored; lists must match element
+    by element; scalars compare as text, as quantities and ports come back ("1" and 1). Anything
+    the server normalises differently only costs the apply this check would have saved.
+    """
+    if isinstance(desired, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live and already_applied(value, live[key]) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(already_applied(d, v) for d, v in zip(desired, live, strict=True))
+        )
+    if desired is None:
+        return live is None
+    return live is not None and str(desired) == str(live)
