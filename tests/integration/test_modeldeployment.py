@@ -251,22 +251,31 @@ def test_a_steady_deployment_is_not_churned_by_periodic_reconciles(
     )
     version = mds.get(namespace, "steady")["metadata"]["resourceVersion"]
 
+    def counter(name: str, labels: dict[str, str]) -> float:
+        for family in text_string_to_metric_families(operator_process.metrics()):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+        return 0.0
+
     def timer_runs() -> float:
         """Periodic reconciles done, from the operator's /metrics (this test's object is the
         only one left: every other test's namespace is gone before the next test starts)."""
-        for family in text_string_to_metric_families(operator_process.metrics()):
-            for sample in family.samples:
-                if sample.name == "modelfleet_reconciles_total" and sample.labels == {
-                    "trigger": "timer",
-                    "result": "ok",
-                }:
-                    return sample.value
-        return 0.0
+        return counter("modelfleet_reconciles_total", {"trigger": "timer", "result": "ok"})
+
+    def child_applies() -> float:
+        return sum(
+            counter("modelfleet_child_applies_total", {"kind": kind})
+            for kind in ("Deployment", "Service")
+        )
+
+    applies = child_applies()
 
     seen = timer_runs()
     wait_until(lambda: timer_runs() >= seen + 3, 60, "three more periodic reconciles")
 
     assert mds.get(namespace, "steady")["metadata"]["resourceVersion"] == version
+    assert child_applies() == applies, "a resync re-applied unchanged children"
 
 
 def test_no_finalizer_so_a_delete_completes_without_the_operator(

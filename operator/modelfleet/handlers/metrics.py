@@ -24,6 +24,13 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+CHILD_APPLIES = Counter(
+    "modelfleet_child_applies",
+    "Server-side applies of children (Deployment, Service) that differed from what the watch "
+    "last saw; zero in steady state.",
+    ["kind"],
+    registry=REGISTRY,
+)
 PERIODIC_RUNNING = Gauge(
     "modelfleet_periodic_work_running",
     "Resyncs and autoscaler intervals in flight (capped; due work beyond the cap waits).",

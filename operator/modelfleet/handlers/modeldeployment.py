@@ -184,6 +184,7 @@ def _reconcile_once(
         for child in children(md, decision):
             if already_applied(child, view.live(child["kind"])):
                 continue  # unchanged since the watch last saw it: no write
+            metrics.CHILD_APPLIES.labels(child["kind"]).inc()
             if kube.apply(child) is None:
                 return  # the namespace (and this ModelDeployment with it) is being deleted
     except DynamicApiError as error:
