@@ -69,4 +69,12 @@ def test_waiting_counts_due_work_the_limit_held_back() -> None:
     for key, kind in started:
         s.done(key, kind, started=0, interval=5)
     assert s.waiting(now=1) == 2  # the two held back are still due
-    assert s.waiting(now=5) == 2 + 2  # plus the autoscaler intervals due again at 5
+    assert s.waiting(now=5) == 2 + 3  # plus the three autoscaler intervals, started first
+
+
+def test_autoscaler_intervals_go_before_resyncs_that_are_due_earlier() -> None:
+    s = Schedule(resync_seconds=30, jitter=lambda: 0.0)
+    s.observe(A, None, now=0)  # resync due at 0
+    s.observe(B, 5.0, now=1)  # autoscale due at 1, resync at 1
+    assert s.due(now=2, limit=1) == [(B, "autoscale")]
+    assert s.due(now=2, limit=5) == [(A, "resync"), (B, "resync")]

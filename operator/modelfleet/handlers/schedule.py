@@ -70,7 +70,8 @@ class Schedule:
         self.entries.pop(key, None)
 
     def due(self, now: float, limit: int) -> list[tuple[Key, Kind]]:
-        """Work due now, at most `limit`, earliest first; each is marked busy until done."""
+        """Work due now, at most `limit`: autoscaler intervals first (they are late when they
+        wait; a resync is a safety net), then earliest first. Each is marked busy until done."""
         candidates: list[tuple[float, Key, Kind]] = []
         for key, entry in self.entries.items():
             if "resync" not in entry.busy and entry.resync_due <= now:
@@ -78,7 +79,9 @@ class Schedule:
             due = entry.autoscale_due
             if "autoscale" not in entry.busy and due is not None and due <= now:
                 candidates.append((due, key, "autoscale"))
-        chosen = sorted(candidates)[: max(0, limit)]
+        chosen = sorted(candidates, key=lambda c: (c[2] != "autoscale", c[0], c[1]))[
+            : max(0, limit)
+        ]
         for _, key, kind in chosen:
             self.entries[key].busy.add(kind)
         return [(key, kind) for _, key, kind in chosen]
