@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.crd import crd
 from modelfleet.dev.cluster import audit
+from modelfleet.dev.cluster.credentials import token_kubeconfig
 
 OPERATOR_NAMESPACE = "modelfleet-system"
 OPERATOR_ACCOUNT = "modelfleet"
@@ -111,25 +111,7 @@ def operator_kubeconfig(api: Any, admin: Path, path: Path) -> Path:
     token = core.create_namespaced_service_account_token(
         OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, {"spec": {"expirationSeconds": TOKEN_SECONDS}}
     ).status.token
-    config = yaml.safe_load(admin.read_text())
-    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
-    cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "bench", "cluster": cluster["cluster"]}],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "operator", "context": {"cluster": "bench", "user": "operator"}}
-                ],
-                "current-context": "operator",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
+    return token_kubeconfig(admin, token, path)
 
 
 def modelfleet(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

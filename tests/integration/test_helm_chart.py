@@ -29,6 +29,7 @@ from modelfleet.api.types import GROUP, PLURAL
 from modelfleet.dev.cluster import audit, rbac
 from modelfleet.dev.cluster.audit import AuditEvent
 from modelfleet.dev.cluster.build import ensure_helm
+from modelfleet.dev.cluster.credentials import token_kubeconfig
 from tests.integration.operator_fixtures import (
     ModelDeployments,
     OperatorProcess,
@@ -166,31 +167,7 @@ def test_chart_renders_the_metrics_service_and_probes(helm: Any, port: int) -> N
 
 def service_account_kubeconfig(admin: Path, namespace: str, token: str, path: Path) -> Path:
     """A kubeconfig for the same server and CA as `admin`, authenticating with `token`."""
-    config = yaml.safe_load(admin.read_text())
-    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
-    cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
-                "users": [{"name": "modelfleet", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "modelfleet",
-                        "context": {
-                            "cluster": "local",
-                            "user": "modelfleet",
-                            "namespace": namespace,
-                        },
-                    }
-                ],
-                "current-context": "modelfleet",
-            }
-        )
-    )
-    return path
+    return token_kubeconfig(admin, token, path, namespace)
 
 
 def test_chart_installs_and_its_rbac_runs_the_operator(

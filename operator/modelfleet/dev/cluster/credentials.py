@@ -129,6 +129,29 @@ def write_kubeconfig(path: Path, kubeconfig: dict[str, Any]) -> None:
     path.chmod(0o600)
 
 
+def token_kubeconfig(admin: Path, token: str, path: Path, namespace: str | None = None) -> Path:
+    """A kubeconfig for the same server and CA as `admin`, authenticating with `token` (a
+    ServiceAccount's): to run the operator as that account rather than as the admin."""
+    config = yaml.safe_load(admin.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
+    own_context: dict[str, Any] = {"cluster": "local", "user": "token"}
+    if namespace:
+        own_context["namespace"] = namespace
+    write_kubeconfig(
+        path,
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
+            "users": [{"name": "token", "user": {"token": token}}],
+            "contexts": [{"name": "token", "context": own_context}],
+            "current-context": "token",
+        },
+    )
+    return path
+
+
 def _openssl(*args: str) -> None:
     result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
