@@ -30,12 +30,16 @@ class Recorder:
             self.running[name] -= 1
         return name
 
-    def view_work(self, _: None, name: str, seconds: float = 0.05) -> None:
-        self.work(name, seconds)
+    def view_work(self, _: None, name: str, seconds: float = 0.05) -> str:
+        return self.work(name, seconds)
 
 
 def _nothing() -> None:
     return None
+
+
+def recorder_sleep(_: None, seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def test_work_on_one_object_never_overlaps_and_keeps_its_order() -> None:
@@ -43,8 +47,8 @@ def test_work_on_one_object_never_overlaps_and_keeps_its_order() -> None:
 
     async def main() -> list[str]:
         return await asyncio.gather(
-            *(serial.run(("ns", "a"), recorder.work, "a") for _ in range(5)),
-            *(serial.run(("ns", "b"), recorder.work, "b") for _ in range(5)),
+            *(serial.run_seeing(("ns", "a"), _nothing, recorder.view_work, "a") for _ in range(5)),
+            *(serial.run_seeing(("ns", "b"), _nothing, recorder.view_work, "b") for _ in range(5)),
         )
 
     results = asyncio.run(main())
@@ -84,7 +88,9 @@ def test_a_cancelled_waiting_refresh_does_not_block_later_ones() -> None:
     serial, recorder = PerObject(), Recorder()
 
     async def main() -> None:
-        busy = asyncio.create_task(serial.run(("ns", "a"), recorder.work, "a", 0.1))
+        busy = asyncio.create_task(
+            serial.run_seeing(("ns", "a"), _nothing, recorder.view_work, "a", 0.1)
+        )
         await asyncio.sleep(0.01)
         waiting = asyncio.create_task(
             serial.refresh(("ns", "a"), _nothing, recorder.view_work, "a")
@@ -102,7 +108,7 @@ def test_forget_drops_idle_locks_only() -> None:
     serial = PerObject()
 
     async def main() -> None:
-        await serial.run(("ns", "a"), time.sleep, 0)
+        await serial.run_seeing(("ns", "a"), _nothing, recorder_sleep, 0)
         serial.forget(("ns", "a"))
         assert len(serial) == 0
 

@@ -34,11 +34,6 @@ class PerObject:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def run(self, key: Key, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking `work` once no other work of this object runs."""
-        async with self._lock(key):
-            return await asyncio.to_thread(work, *args, **kwargs)
-
     async def run_seeing(
         self,
         key: Key,
@@ -47,7 +42,8 @@ class PerObject:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Like run, with `see()` taken in the event loop once the lock is held, passed first.
+        """Run blocking `work` once no other work of this object runs, on the pooled threads,
+        with `see()` taken in the event loop once the lock is held and passed first.
 
         For state the event loop owns (kopf's indexes): read after the wait, so it is current.
         """
@@ -63,7 +59,7 @@ class PerObject:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> None:
-        """Like run, but a refresh already waiting for this object absorbs this one.
+        """Like run_seeing, but a refresh already waiting for this object absorbs this one.
 
         The waiting refresh reads the object only after it gets the lock, so it sees whatever
         change prompted this call too: a burst of pod events costs one or two refreshes.
