@@ -36,8 +36,8 @@ def add_run_command(commands: Any) -> None:
     )
     run.add_argument(
         "--metrics-port",
-        type=int,
-        default=int(os.environ.get("MODELFLEET_METRICS_PORT") or 8080),
+        type=port,
+        default=os.environ.get("MODELFLEET_METRICS_PORT") or "8080",
         metavar="PORT",
         help="serve /healthz (liveness: the leader-election loop runs) and /metrics on this "
         "port (default: $MODELFLEET_METRICS_PORT, else 8080)",
@@ -49,6 +49,17 @@ def add_run_command(commands: Any) -> None:
         help="address to serve /healthz and /metrics on (default 0.0.0.0)",
     )
     run.set_defaults(func=_run_operator)
+
+
+def port(text: str) -> int:
+    """A TCP port, for --metrics-port and $MODELFLEET_METRICS_PORT (argparse reports the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"want a TCP port (1-65535), got {text!r}")
+    return value
 
 
 def _run_operator(args: argparse.Namespace) -> int:

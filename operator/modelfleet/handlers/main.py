@@ -14,6 +14,9 @@ from typing import Any
 
 import kopf
 import yaml
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import ConfigException
+from urllib3.exceptions import HTTPError
 
 from modelfleet.handlers import (  # noqa: F401 (each registers its handlers with kopf)
     autoscaler,
@@ -94,9 +97,16 @@ def run_operator(
     kopf.configure(verbose=verbose)
     identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     namespace = os.environ.get(NAMESPACE_ENV) or "default"
-    api_client = load_api_client()
-    elector = LeaderElector(Kube(api_client), namespace, LEASE_NAME, identity)
-    kube = Kube(api_client, may_write=lambda: elector.held)
+    try:
+        api_client = load_api_client()
+    except ConfigException as error:
+        raise SystemExit(f"no cluster to run against: {error}") from None
+    try:
+        elector = LeaderElector(Kube(api_client), namespace, LEASE_NAME, identity)
+        kube = Kube(api_client, may_write=lambda: elector.held)
+    except (HTTPError, OSError, ApiException) as error:  # API discovery at start-up
+        server = api_client.configuration.host
+        raise SystemExit(f"cannot reach the API server at {server}: {error}") from None
     memo = kopf.Memo(prices=sheet, kube=kube, lease=elector, scraper=Scraper())
     return asyncio.run(_serve(elector, memo, namespaces, (metrics_address, metrics_port)))
 
@@ -111,7 +121,11 @@ async def _serve(
     def on_lost() -> None:  # runs in the election thread
         loop.call_soon_threadsafe(lost.set)
 
-    runner = await endpoints.serve(elector, *listen)
+    try:
+        runner = await endpoints.serve(elector, *listen)
+    except OSError as error:
+        where = f"{listen[0]}:{listen[1]}"
+        raise SystemExit(f"cannot serve /healthz and /metrics on {where}: {error}") from None
     elector.start(on_lost=on_lost)
     try:
         while True:
