@@ -30,7 +30,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
     {"name": "GPU", "type": "string", "jsonPath": ".status.placement.gpuProduct"},
     {"name": "GPUs", "type": "integer", "jsonPath": ".status.placement.gpusPerReplica"},
-    {"name": "$/HR", "type": "number", "jsonPath": ".status.placement.hourlyCostPerReplica"},
+    {
+        "name": "$/HR/REPLICA",
+        "type": "number",
+        "jsonPath": ".status.placement.hourlyCostPerReplica",
+        "priority": 1,
+    },
+    {"name": "$/HR", "type": "number", "jsonPath": ".status.cost.hourly"},
+    {"name": "SPEND", "type": "number", "jsonPath": ".status.cost.spend"},
+    {"name": "$/1M", "type": "number", "jsonPath": ".status.cost.perMillionTokens.output"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {

@@ -194,6 +194,45 @@ class AutoscalingSpec(_Model):
     ] = 900
 
 
+class CostSpec(_Model):
+    """How the deployment's cost is reported."""
+
+    compare_to: Annotated[
+        str | None,
+        Field(
+            alias="compareTo",
+            min_length=3,
+            max_length=128,
+            pattern=r"^[^/\s]+/\S+$",
+            description=(
+                "Hosted API model to compare with, as provider/model from the API price table "
+                "(e.g. openai/gpt-4o-mini). Default: one picked for the model's class, shown in "
+                "status.cost.apiEquivalent.compareTo."
+            ),
+        ),
+    ] = None
+
+
+class BudgetSpec(_Model):
+    """Money limits of the deployment."""
+
+    max_hourly: Annotated[
+        float | None,
+        Field(
+            alias="maxHourly",
+            ge=0,
+            le=1_000_000,
+            allow_inf_nan=False,
+            description=(
+                "Most USD per hour for all replicas, a rollout's surge included. Neither the "
+                "autoscaler nor spec.replicas goes above it (condition BudgetLimited says when "
+                "it held a count back); under a tight budget a rollout replaces pods instead of "
+                "surging."
+            ),
+        ),
+    ] = None
+
+
 class MLAArchitecture(_Model):
     """Multi-head latent attention ranks (DeepSeek V3/R1, Kimi K2): one compressed KV per layer."""
 
@@ -539,6 +578,14 @@ class ModelDeploymentSpec(_Model):
         AutoscalingSpec | None,
         Field(description="Autoscaler targets and windows; defaults when unset."),
     ] = None
+    cost: Annotated[
+        CostSpec | None,
+        Field(description="How cost is reported: which hosted API to compare with."),
+    ] = None
+    budget: Annotated[
+        BudgetSpec | None,
+        Field(description="Money limits: USD per hour for all replicas."),
+    ] = None
     image: Annotated[
         str | None,
         Field(
@@ -606,7 +653,7 @@ def kv_cache_arg(arg: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for flag in _KV_CACHE_ARGS)
 
 
-ConditionType = Literal["Ready", "Progressing", "Degraded"]
+ConditionType = Literal["Ready", "Progressing", "Degraded", "BudgetLimited"]
 
 
 class PlacementStatus(_Model):
@@ -657,13 +704,86 @@ class PlacementStatus(_Model):
     ] = None
 
 
+class TokenCounts(_Model):
+    """Tokens served, from the engines' counters."""
+
+    input: Annotated[int, Field(ge=0, description="Prompt tokens.")] = 0
+    output: Annotated[int, Field(ge=0, description="Generated tokens.")] = 0
+
+
+class PerMillionTokens(_Model):
+    """USD per 1M tokens over the last hour: GPU cost in the window over tokens in it."""
+
+    output: Annotated[
+        float | None, Field(description="USD per 1M output tokens; absent when none.")
+    ] = None
+    total: Annotated[float, Field(description="USD per 1M tokens, input and output.")]
+
+
+class ApiEquivalentStatus(_Model):
+    """What the same tokens would have cost on a hosted API."""
+
+    usd: Annotated[float, Field(description="USD for status.cost.tokens at that API's prices.")]
+    compare_to: Annotated[
+        str, Field(alias="compareTo", description="The hosted model, provider/model.")
+    ]
+    as_of: Annotated[str, Field(alias="asOf", description="Date of that price.")]
+
+
+class CostStatus(_Model):
+    """What the deployment costs: now, to date, per token, and against a hosted API.
+
+    hourly and gpus follow the pods at once; the time-based fields (spend, tokens and what
+    derives from them) are written at most every 5 minutes in steady state (docs/cost.md).
+    """
+
+    hourly: Annotated[
+        float,
+        Field(description="USD per hour now: every pod holding GPUs (loading, surge included)."),
+    ] = 0.0
+    gpus: Annotated[int, Field(description="GPUs held now.")] = 0
+    unpriced_gpus: Annotated[
+        int | None,
+        Field(alias="unpricedGpus", description="GPUs on nodes without a price (not in hourly)."),
+    ] = None
+    spend: Annotated[float, Field(description="USD accrued from GPU time, since spendSince.")] = (
+        0.0
+    )
+    spend_since: Annotated[
+        str | None, Field(alias="spendSince", description="When accrual started (RFC 3339).")
+    ] = None
+    accrued_until: Annotated[
+        str | None,
+        Field(
+            alias="accruedUntil",
+            description="Watermark: spend and tokens count everything before this time.",
+        ),
+    ] = None
+    tokens: Annotated[TokenCounts | None, Field(description="Tokens served to date.")] = None
+    per_million_tokens: Annotated[
+        PerMillionTokens | None,
+        Field(alias="perMillionTokens", description="USD per 1M tokens, last hour."),
+    ] = None
+    api_equivalent: Annotated[
+        ApiEquivalentStatus | None,
+        Field(alias="apiEquivalent", description="The same tokens on a hosted API."),
+    ] = None
+    idle_gpu_hours: Annotated[
+        float | None,
+        Field(
+            alias="idleGpuHours",
+            description="GPU-hours, last hour, of replicas that served no token.",
+        ),
+    ] = None
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 class Condition(_Model):
     """A standard Kubernetes condition (metav1.Condition shape)."""
 
-    type: Annotated[ConditionType, Field(description="Ready, Progressing or Degraded.")]
+    type: Annotated[ConditionType, Field(description="Ready, Progressing, Degraded or BudgetLimited.")]
     status: Annotated[ConditionStatus, Field(description="True, False or Unknown.")]
     reason: Annotated[str, Field(description="One CamelCase word saying why.")]
     message: Annotated[str, Field(description="What happened, in plain words.")] = ""
@@ -731,10 +851,14 @@ class ModelDeploymentStatus(_Model):
             ),
         ),
     ] = None
+    cost: Annotated[
+        CostStatus | None,
+        Field(description="USD per hour, spend, tokens, $/1M and the hosted-API comparison."),
+    ] = None
     conditions: Annotated[
         list[Condition],
         Field(
-            description="Ready, Progressing and Degraded, with reasons.",
+            description="Ready, Progressing, Degraded and BudgetLimited, with reasons.",
             json_schema_extra={
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
