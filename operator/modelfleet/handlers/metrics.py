@@ -81,15 +81,132 @@ AUTOSCALER_LAST_DECISION = Gauge(
 )
 
 
+# Cost (docs/cost.md). Per deployment: label namespace and name; USD throughout.
+DEPLOYMENT_LABELS = ["namespace", "name"]
+COST_HOURLY = Gauge(
+    "modelfleet_deployment_hourly_cost_usd",
+    "USD per hour now of a ModelDeployment's pods that hold GPUs (loading and surge included).",
+    DEPLOYMENT_LABELS,
+    registry=REGISTRY,
+)
+COST_SPEND = Gauge(
+    "modelfleet_deployment_spend_usd",
+    "USD accrued by a ModelDeployment since status.cost.spendSince (fresher than its status).",
+    DEPLOYMENT_LABELS,
+    registry=REGISTRY,
+)
+COST_TOKENS = Gauge(
+    "modelfleet_deployment_tokens",
+    "Tokens a ModelDeployment served to date, by direction (input, output); restarts of "
+    "engines and of the operator do not reset it.",
+    [*DEPLOYMENT_LABELS, "direction"],
+    registry=REGISTRY,
+)
+COST_PER_MILLION = Gauge(
+    "modelfleet_deployment_cost_per_million_tokens_usd",
+    "USD per 1M tokens over the last hour, by kind: output (per output token) or total.",
+    [*DEPLOYMENT_LABELS, "kind"],
+    registry=REGISTRY,
+)
+COST_API_PRICE = Gauge(
+    "modelfleet_deployment_api_price_per_million_tokens_usd",
+    "The compared hosted API's USD per 1M tokens, by direction (input, output).",
+    [*DEPLOYMENT_LABELS, "compare_to", "direction"],
+    registry=REGISTRY,
+)
+COST_API_EQUIVALENT = Gauge(
+    "modelfleet_deployment_api_equivalent_usd",
+    "What the tokens served to date would have cost on the compared hosted API.",
+    [*DEPLOYMENT_LABELS, "compare_to"],
+    registry=REGISTRY,
+)
+COST_IDLE_GPU_HOURS = Gauge(
+    "modelfleet_deployment_idle_gpu_hours",
+    "GPU-hours over the last hour of a ModelDeployment's replicas that served no token.",
+    DEPLOYMENT_LABELS,
+    registry=REGISTRY,
+)
+DEPLOYMENT_REPLICAS = Gauge(
+    "modelfleet_deployment_replicas",
+    "Pods of a ModelDeployment that hold GPUs now.",
+    DEPLOYMENT_LABELS,
+    registry=REGISTRY,
+)
+DEPLOYMENT_GPUS = Gauge(
+    "modelfleet_deployment_gpus",
+    "GPUs a ModelDeployment's pods hold now.",
+    DEPLOYMENT_LABELS,
+    registry=REGISTRY,
+)
+BUDGET_HOURLY = Gauge(
+    "modelfleet_deployment_budget_hourly_usd",
+    "spec.budget.maxHourly of a ModelDeployment (absent without a budget).",
+    DEPLOYMENT_LABELS,
+    registry=REGISTRY,
+)
+NAMESPACE_BUDGET_HOURLY = Gauge(
+    "modelfleet_namespace_budget_hourly_usd",
+    "A namespace's budget, USD per hour over its ModelDeployments (absent without one).",
+    ["namespace"],
+    registry=REGISTRY,
+)
+NODE_GPU_HOURLY = Gauge(
+    "modelfleet_node_gpu_hourly_cost_usd",
+    "USD per GPU-hour of a GPU node (its annotation, else the price sheet).",
+    ["node", "gpu"],
+    registry=REGISTRY,
+)
+CLUSTER_HOURLY = Gauge(
+    "modelfleet_cluster_gpu_hourly_cost_usd",
+    "USD per hour of the cluster's GPUs by allocation: modelfleet, other (other pods), idle.",
+    ["allocation"],
+    registry=REGISTRY,
+)
+CLUSTER_GPUS = Gauge(
+    "modelfleet_cluster_gpus",
+    "The cluster's GPUs by allocation: modelfleet, other (other pods), idle.",
+    ["allocation"],
+    registry=REGISTRY,
+)
+PER_DEPLOYMENT = (
+    COST_HOURLY,
+    COST_SPEND,
+    COST_TOKENS,
+    COST_PER_MILLION,
+    COST_API_PRICE,
+    COST_API_EQUIVALENT,
+    COST_IDLE_GPU_HOURS,
+    DEPLOYMENT_REPLICAS,
+    DEPLOYMENT_GPUS,
+    BUDGET_HOURLY,
+)
+
+
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted object's series."""
     with contextlib.suppress(KeyError):
         AUTOSCALER_LAST_DECISION.remove(namespace, name)
+    for gauge in PER_DEPLOYMENT:
+        forget_deployment_series(gauge, namespace, name)
+
+
+def forget_deployment_series(gauge: Gauge, namespace: str, name: str) -> None:
+    """Remove every series of one deployment from a gauge, whatever its other labels."""
+    for labels in [
+        values
+        for values in list(gauge._metrics)  # prometheus_client has no lookup by label prefix
+        if values[:2] == (namespace, name)
+    ]:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels)
 
 
 def stopped_leading() -> None:
     """kopf stopped: drop every per-object series (the next leader reports them; objects
     deleted meanwhile would never be forgotten here) and zero the work in flight."""
     AUTOSCALER_LAST_DECISION.clear()
+    for gauge in (*PER_DEPLOYMENT, NAMESPACE_BUDGET_HOURLY, NODE_GPU_HOURLY, CLUSTER_HOURLY):
+        gauge.clear()
+    CLUSTER_GPUS.clear()
     PERIODIC_RUNNING.set(0)
     PERIODIC_WAITING.set(0)
