@@ -2,7 +2,8 @@
 
 Reconciles used to LIST every Pod and Node of the cluster; now four indexes, filled from watches
 kopf keeps anyway, answer every read a reconcile or a status refresh needs:
-- gpu_nodes: every Node, slimmed to what the planner reads (labels, allocatable, readiness);
+- gpu_nodes: every Node, slimmed to what the planner and cost read (labels, the GPU price
+  annotation, capacity, allocatable, readiness);
 - gpu_pods: pods that hold GPUs on a node, slimmed to node, GPUs and owner labels (other
   workloads' GPUs count too, so this watch cannot be label-filtered; terminal pods are filtered
   out server-side);
@@ -21,6 +22,7 @@ from typing import Any
 
 import kopf
 
+from modelfleet.cost.node_prices import GPU_HOURLY_ANNOTATION
 from modelfleet.plan.inventory import GPU_RESOURCE, pod_gpus
 from modelfleet.render.children import MANAGED_BY, OWNER_LABEL
 
@@ -42,7 +44,15 @@ def gpu_nodes(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
     name = body.metadata.name
     return {
         None: {
-            "metadata": {"name": name, "labels": dict(body.metadata.labels or {})},
+            "metadata": {
+                "name": name,
+                "labels": dict(body.metadata.labels or {}),
+                "annotations": {
+                    key: value
+                    for key, value in (body.metadata.annotations or {}).items()
+                    if key == GPU_HOURLY_ANNOTATION
+                },
+            },
             "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
             "status": {
                 "allocatable": {GPU_RESOURCE: (status.get("allocatable") or {}).get(GPU_RESOURCE)},
