@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("modelfleet.cli.run", "add_run_command"),
     "plan": ("modelfleet.cli.plan", "add_plan_command"),
+    "cost": ("modelfleet.cli.cost", "add_cost_command"),
     "crds": ("modelfleet.cli.crds", "add_crds_command"),
     "cluster": ("modelfleet.dev.cluster.cli", "add_cluster_commands"),
     "emulate": ("modelfleet.dev.engine.cli", "add_engine_commands"),
