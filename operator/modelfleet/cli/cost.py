@@ -147,6 +147,13 @@ def _since(args: argparse.Namespace, err: TextIO) -> timedelta:
         since = parse_duration(args.since or DEFAULT_SINCE)
     except ValueError as error:
         raise CostError(f"--since: {error}", 2) from None
+    if args.prometheus is not None:
+        from modelfleet.cli.cost_prometheus import check_url
+
+        try:
+            check_url(args.prometheus)
+        except ValueError as error:
+            raise CostError(f"--prometheus: {error}", 2) from None
     if args.since and not args.prometheus:
         err.write(
             "modelfleet cost: --since needs --prometheus (the live status has no history); "

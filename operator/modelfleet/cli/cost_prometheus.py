@@ -39,6 +39,14 @@ class PrometheusError(RuntimeError):
     """Prometheus could not be reached or refused a query (one line, for the user)."""
 
 
+def check_url(url: str) -> str:
+    """An http(s) URL with a host, e.g. http://localhost:9090; ValueError otherwise."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"want an http(s) URL like http://localhost:9090, got {url!r}")
+    return url.strip()
+
+
 def step_for(since: timedelta) -> float:
     """Seconds between samples: at most MAX_POINTS per series, never below 15 s."""
     return float(max(MIN_STEP_SECONDS, math.ceil(since.total_seconds() / MAX_POINTS)))
@@ -53,6 +61,10 @@ def fetch_history(
     url: str, since: timedelta, end: datetime, namespace: str | None = None
 ) -> History:
     """Every cost series over [end - since, end]; PrometheusError on any failure."""
+    try:
+        url = check_url(url)
+    except ValueError as error:
+        raise PrometheusError(f"--prometheus: {error}") from None
     step = step_for(since)
     stop = math.floor(end.timestamp() / step) * step  # aligned: the same grid for every query
     start = stop - math.ceil(since.total_seconds() / step) * step
