@@ -141,8 +141,9 @@ class OperatorProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
 
-    def start(self) -> None:
-        env = operator_env(self.kubeconfig)
+    def start(self, **env_overrides: str) -> None:
+        """Start it; `env_overrides` (e.g. MODELFLEET_COST_WRITE_SECONDS) for this run only."""
+        env = {**operator_env(self.kubeconfig), **env_overrides}
         self.metrics_port = int(env["MODELFLEET_METRICS_PORT"])
         self._process = start_modelfleet(["run"], self.log_path, env)
 
@@ -169,9 +170,9 @@ class OperatorProcess:
     def healthz(self) -> tuple[int, str]:
         return http_status(f"http://127.0.0.1:{self.metrics_port}/healthz")
 
-    def restart(self) -> None:
+    def restart(self, **env_overrides: str) -> None:
         self.stop()
-        self.start()
+        self.start(**env_overrides)
 
     @property
     def exited(self) -> bool:

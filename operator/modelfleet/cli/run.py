@@ -17,7 +17,8 @@ def add_run_command(commands: Any) -> None:
         epilog="Environment: KUBECONFIG selects the cluster (in a pod: its ServiceAccount); "
         "MODELFLEET_NAMESPACE holds the leader Lease (default: default); "
         "MODELFLEET_RESYNC_SECONDS sets the periodic reconcile (default 30); "
-        "MODELFLEET_PRICES_FILE is the default of --prices.",
+        "MODELFLEET_PRICES_FILE is the default of --prices; MODELFLEET_COST_WRITE_SECONDS sets how "
+        "often the time-based cost fields are written (default 300).",
     )
     run.add_argument(
         "--namespace",
@@ -33,6 +34,19 @@ def add_run_command(commands: Any) -> None:
         help="YAML price overrides, USD per GPU-hour by nvidia.com/gpu.product value, e.g. "
         "{NVIDIA-L4: 0.55, NVIDIA-H200: {onDemand: 3.5, spot: 2.1}} "
         "(default: $MODELFLEET_PRICES_FILE, else the catalog's prices)",
+    )
+    run.add_argument(
+        "--api-prices",
+        metavar="FILE",
+        help="YAML overrides of hosted-API prices, USD per 1M tokens by provider/model, e.g. "
+        "{openai/gpt-4o: {input: 2.0, output: 8.0, asOf: 2026-06}} (docs/cost.md; default: "
+        "$MODELFLEET_API_PRICES_FILE, else the built-in table)",
+    )
+    run.add_argument(
+        "--opencost-metrics",
+        action="store_true",
+        help="also publish node_gpu_hourly_cost and container_gpu_allocation under OpenCost's "
+        "names (off by default: a cluster that runs OpenCost would count GPUs twice)",
     )
     run.add_argument(
         "--metrics-port",
@@ -71,4 +85,6 @@ def _run_operator(args: argparse.Namespace) -> int:
         prices=args.prices,
         metrics_address=args.metrics_address,
         metrics_port=args.metrics_port,
+        api_prices=args.api_prices,
+        opencost=args.opencost_metrics,
     )

@@ -18,9 +18,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError
 
+from modelfleet.cost import ApiPriceError, ApiPriceTable, default_api_prices
+from modelfleet.cost import parse_api_price_overrides as parse_api_prices
 from modelfleet.handlers import (  # noqa: F401 (each registers its handlers with kopf)
     autoscaler,
     cache,
+    costs,
     endpoints,
     metrics,
     modeldeployment,
@@ -34,6 +37,8 @@ from modelfleet.plan.prices import PriceSheet, PriceSheetError, parse_price_over
 
 ANNOTATION_PREFIX = "modelfleet.dev"
 PRICES_ENV = "MODELFLEET_PRICES_FILE"
+API_PRICES_ENV = "MODELFLEET_API_PRICES_FILE"
+COST_WRITE_ENV = "MODELFLEET_COST_WRITE_SECONDS"
 # The chart sets these from the downward API; outside a cluster the defaults do.
 NAMESPACE_ENV = "MODELFLEET_NAMESPACE"
 LEASE_NAME = "modelfleet-autoscaler"
@@ -79,12 +84,42 @@ def load_price_sheet(path: str | None) -> PriceSheet:
         raise SystemExit("invalid price overrides:\n  " + "\n  ".join(error.errors)) from error
 
 
+def load_api_prices(path: str | None) -> ApiPriceTable:
+    """Hosted-API token prices, overridden by a YAML file (docs/cost.md), checked at start-up."""
+    if not path:
+        return default_api_prices()
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        return parse_api_prices(data, prefix=path)
+    except OSError as error:
+        raise SystemExit(f"API price overrides {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise SystemExit(f"API price overrides {path}: not YAML: {error}") from error
+    except ApiPriceError as error:
+        raise SystemExit("invalid API price overrides:\n  " + "\n  ".join(error.errors)) from error
+
+
+def cost_write_seconds(raw: str | None) -> float:
+    """Seconds between writes of the time-based cost fields ($MODELFLEET_COST_WRITE_SECONDS)."""
+    if raw is None or raw == "":
+        return costs.WRITE_PERIOD_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1
+    if not 1 <= seconds <= 3600:
+        raise SystemExit(f"{COST_WRITE_ENV}: want seconds between 1 and 3600, got {raw!r}")
+    return seconds
+
+
 def run_operator(
     namespaces: list[str],
     verbose: bool = False,
     prices: str | None = None,
     metrics_address: str = "0.0.0.0",
     metrics_port: int = 8080,
+    api_prices: str | None = None,
+    opencost: bool = False,
 ) -> int:
     """Serve /healthz and /metrics, then lead or stand by until told to stop.
 
@@ -94,6 +129,11 @@ def run_operator(
     survived without a restart, and a standby never writes.
     """
     sheet = load_price_sheet(prices or os.environ.get(PRICES_ENV))
+    costs.settings = costs.CostSettings(
+        api_prices=load_api_prices(api_prices or os.environ.get(API_PRICES_ENV)),
+        write_period=cost_write_seconds(os.environ.get(COST_WRITE_ENV)),
+        opencost=opencost,
+    )
     kopf.configure(verbose=verbose)
     identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     namespace = os.environ.get(NAMESPACE_ENV) or "default"
@@ -107,7 +147,8 @@ def run_operator(
     except (HTTPError, OSError, ApiException) as error:  # API discovery at start-up
         server = api_client.configuration.host
         raise SystemExit(f"cannot reach the API server at {server}: {error}") from None
-    memo = kopf.Memo(prices=sheet, kube=kube, lease=elector, scraper=Scraper())
+    memo = kopf.Memo(prices=sheet, kube=kube, lease=elector, scraper=Scraper(), opencost=opencost)
+    scrapes.samples.listeners.append(costs.ledger.record)
     return asyncio.run(_serve(elector, memo, namespaces, (metrics_address, metrics_port)))
 
 
@@ -137,8 +178,10 @@ async def _serve(
             if stop.is_set():
                 return 0
             lost.clear()
+            costs.ledger.restart()  # this term counts from status, where the last one left off
             periodic = asyncio.create_task(schedule.run(memo))
             scraping = asyncio.create_task(scrapes.run(memo))
+            pricing = asyncio.create_task(costs.cluster_loop(memo))
             try:
                 await kopf.operator(
                     standalone=True,
@@ -148,9 +191,9 @@ async def _serve(
                     stop_flag=lost,
                 )
             finally:
-                periodic.cancel()
-                scraping.cancel()
-                await asyncio.gather(periodic, scraping, return_exceptions=True)
+                for task in (periodic, scraping, pricing):
+                    task.cancel()
+                await asyncio.gather(periodic, scraping, pricing, return_exceptions=True)
                 metrics.stopped_leading()
             if not lost.is_set():
                 return 0  # kopf ended on a signal

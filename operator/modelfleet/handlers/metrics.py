@@ -7,8 +7,13 @@ this instance stops leading (a standby reports no object). Later features add th
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from modelfleet.cost import NodePrice
+from modelfleet.plan.inventory import GPU_RESOURCE
 
 REGISTRY = CollectorRegistry()
 
@@ -46,7 +51,7 @@ HANDLER_ERRORS = Counter(
     "modelfleet_handler_errors",
     "Unexpected failures of work other than reconciles (those count in "
     'modelfleet_reconciles_total{result="error"}), by handler: autoscaler, scrape, '
-    "child-event (a status refresh after a Deployment or Pod event).",
+    "child-event (a status refresh after a Deployment or Pod event), cost (the cluster cost loop).",
     ["handler"],
     registry=REGISTRY,
 )
@@ -71,7 +76,7 @@ ENGINE_SCRAPE_SECONDS = Histogram(
 # Series that exist from the start, at 0, so rates and alerts see them before the first event.
 for _result in ("ok", "unknown"):
     ENGINE_SCRAPES.labels(_result)
-for _handler in ("autoscaler", "scrape", "child-event"):
+for _handler in ("autoscaler", "scrape", "child-event", "cost"):
     HANDLER_ERRORS.labels(_handler)
 AUTOSCALER_LAST_DECISION = Gauge(
     "modelfleet_autoscaler_last_decision_timestamp_seconds",
@@ -168,6 +173,20 @@ CLUSTER_GPUS = Gauge(
     ["allocation"],
     registry=REGISTRY,
 )
+# OpenCost's names, opt-in (`modelfleet run --opencost-metrics`): a cluster that also runs
+# OpenCost would count the same GPUs twice.
+OPENCOST_NODE_GPU_HOURLY = Gauge(
+    "node_gpu_hourly_cost",
+    "USD per GPU-hour of a node (OpenCost's name, published by modelfleet).",
+    ["node", "instance_type"],
+    registry=REGISTRY,
+)
+OPENCOST_CONTAINER_GPUS = Gauge(
+    "container_gpu_allocation",
+    "GPUs allocated to a container of a modelfleet engine pod (OpenCost's name).",
+    ["namespace", "pod", "container", "node"],
+    registry=REGISTRY,
+)
 PER_DEPLOYMENT = (
     COST_HOURLY,
     COST_SPEND,
@@ -180,6 +199,28 @@ PER_DEPLOYMENT = (
     DEPLOYMENT_GPUS,
     BUDGET_HOURLY,
 )
+
+
+def publish_opencost(prices: Iterable[NodePrice], engine_pods: Iterable[Mapping[str, Any]]) -> None:
+    """Every priced GPU node's price and every engine container's GPUs, under OpenCost's names."""
+    OPENCOST_NODE_GPU_HOURLY.clear()
+    for price in prices:
+        if price.usd_per_gpu_hour is not None:
+            OPENCOST_NODE_GPU_HOURLY.labels(price.node, price.product or "").set(
+                price.usd_per_gpu_hour
+            )
+    OPENCOST_CONTAINER_GPUS.clear()
+    for pod in engine_pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        if not spec.get("nodeName") or meta.get("deletionTimestamp"):
+            continue
+        for container in spec.get("containers") or []:
+            limits = (container.get("resources") or {}).get("limits") or {}
+            gpus = int(limits.get(GPU_RESOURCE) or 0)
+            if gpus:
+                OPENCOST_CONTAINER_GPUS.labels(
+                    meta.get("namespace"), meta.get("name"), container.get("name"), spec["nodeName"]
+                ).set(gpus)
 
 
 def forget(namespace: str, name: str) -> None:
@@ -205,8 +246,15 @@ def stopped_leading() -> None:
     """kopf stopped: drop every per-object series (the next leader reports them; objects
     deleted meanwhile would never be forgotten here) and zero the work in flight."""
     AUTOSCALER_LAST_DECISION.clear()
-    for gauge in (*PER_DEPLOYMENT, NAMESPACE_BUDGET_HOURLY, NODE_GPU_HOURLY, CLUSTER_HOURLY):
+    for gauge in (
+        *PER_DEPLOYMENT,
+        NAMESPACE_BUDGET_HOURLY,
+        NODE_GPU_HOURLY,
+        CLUSTER_HOURLY,
+        CLUSTER_GPUS,
+        OPENCOST_NODE_GPU_HOURLY,
+        OPENCOST_CONTAINER_GPUS,
+    ):
         gauge.clear()
-    CLUSTER_GPUS.clear()
     PERIODIC_RUNNING.set(0)
     PERIODIC_WAITING.set(0)

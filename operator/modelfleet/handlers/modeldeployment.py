@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -25,12 +26,14 @@ from modelfleet.api.types import (
     KIND,
     PLURAL,
     VERSION,
+    CostStatus,
     ModelDeployment,
     ModelDeploymentStatus,
     PlacementStatus,
     own_status,
 )
-from modelfleet.handlers import metrics
+from modelfleet.cost import ApiPriceError, kube_time, node_prices
+from modelfleet.handlers import costs, metrics
 from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube
@@ -52,6 +55,7 @@ from modelfleet.status.conditions import (
     invalid_spec_status,
     unplaceable,
 )
+from modelfleet.status.cost import CostInputs, comparison, cost_status, refreshed, written_cost
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     key = (str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL]))
     try:
-        await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key)
+        await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key, memo.prices)
     except Exception:
         metrics.HANDLER_ERRORS.labels("child-event").inc()
         raise
@@ -172,6 +176,11 @@ def _reconcile_once(
         _report_unplaceable(kube, body, describe(error), "InvalidSpec", raise_on_invalid)
         return
     try:
+        comparison(md, costs.settings.api_prices)
+    except ApiPriceError as error:
+        _report_unplaceable(kube, body, str(error), "InvalidSpec", raise_on_invalid)
+        return
+    try:
         decision = plan_deployment(md, _inventory(view, md), prices)
     except PlanInputError as error:
         _report_unplaceable(kube, body, str(error), "InvalidSpec", raise_on_invalid)
@@ -189,7 +198,7 @@ def _reconcile_once(
                 return  # the namespace (and this ModelDeployment with it) is being deleted
     except DynamicApiError as error:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
-    _write_status(view, kube, body, md, decision, md.metadata.generation)
+    _write_status(view, kube, body, md, decision, md.metadata.generation, prices)
 
 
 def _inventory(view: ClusterView, md: ModelDeployment) -> Inventory:
@@ -206,7 +215,9 @@ def _inventory(view: ClusterView, md: ModelDeployment) -> Inventory:
     return parse_inventory(view.nodes, pods)
 
 
-def refresh_status(view: ClusterView, kube: Kube, namespace: str, name: str) -> None:
+def refresh_status(
+    view: ClusterView, kube: Kube, namespace: str, name: str, prices: PriceSheet
+) -> None:
     """Recompute the status from the children and write it if it changed.
 
     Between reconciles the placement and generation of the last reconcile hold.
@@ -223,7 +234,7 @@ def refresh_status(view: ClusterView, kube: Kube, namespace: str, name: str) -> 
         if placement is None or unplaceable(md):
             return  # not placed, or the last reconcile's verdict stands until something changes
         try:
-            _write_status(view, kube, body, md, placement, md.status.observed_generation)
+            _write_status(view, kube, body, md, placement, md.status.observed_generation, prices)
             return
         except ConflictError:
             continue  # changed under us: read it again
@@ -268,11 +279,62 @@ def _write_status(
     md: ModelDeployment,
     placement: PlacementStatus,
     generation: int | None,
+    prices: PriceSheet,
 ) -> None:
     observed = _observe(view)
+    now = time.time()
     desired = compute_status(md, observed, placement, generation, now=_now())
+    seen, fresh = _cost(view, md, prices, now)
+    if fresh is not None:
+        cost = written_cost(md.status.cost, fresh, now, costs.settings.write_period, seen.pod_ended)
+        unchanged = desired.model_copy(update={"cost": cost})
+        if _dump(unchanged) != _dump(md.status):
+            cost = fresh  # a write anyway: every cost field goes fresh with it
+        desired = desired.model_copy(update={"cost": cost})
     if _write_if_changed(kube, body, md.status, desired):
         _announce(kube, body, md.status, desired)
+        if fresh is not None and refreshed(desired.cost, fresh):
+            costs.ledger.written((md.metadata.namespace, md.metadata.name), seen.pending)
+
+
+def _cost(
+    view: ClusterView, md: ModelDeployment, prices: PriceSheet, now: float
+) -> tuple[costs.Seen, CostStatus | None]:
+    """status.cost with every field fresh, and the ledger's view behind it; the cost series
+    on /metrics follow the fresh values (None: no hosted price to compare with)."""
+    owner = (md.metadata.namespace, md.metadata.name)
+    node_price = node_prices(view.nodes, prices)
+    previous = md.status.cost
+    watermark = kube_time(previous.accrued_until) if previous and previous.accrued_until else None
+    now = float(int(now))  # whole seconds: the watermark is written as RFC 3339
+    seen = costs.ledger.see(owner, view.own_pods, node_price, watermark, now)
+    try:
+        row = comparison(md, costs.settings.api_prices)
+    except ApiPriceError:
+        return seen, None  # reconcile reports it as InvalidSpec
+    fresh = cost_status(
+        previous,
+        CostInputs(
+            now=now,
+            pods=view.own_pods,
+            ended=seen.ended,
+            prices=node_price,
+            new_tokens=seen.new_tokens,
+            replicas=seen.replicas,
+            observing_since=costs.ledger.started,
+            compare_to=row,
+        ),
+    )
+    costs.publish_deployment(md, fresh, row, len([p for p in view.own_pods if _bound(p)]))
+    return seen, fresh
+
+
+def _bound(pod: dict[str, Any]) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
+def _dump(status: ModelDeploymentStatus) -> dict[str, Any]:
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def _announce(
@@ -313,8 +375,7 @@ def _write_if_changed(
     desired: ModelDeploymentStatus,
 ) -> bool:
     """Write the status if it differs, over the resourceVersion of `body` (ConflictError)."""
-    before = previous.model_dump(by_alias=True, exclude_none=True, mode="json")
-    after = desired.model_dump(by_alias=True, exclude_none=True, mode="json")
+    before, after = _dump(previous), _dump(desired)
     if before == after:
         return False
     meta = body.get("metadata") or {}

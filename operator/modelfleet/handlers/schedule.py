@@ -22,7 +22,7 @@ import kopf
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.autoscale.policy import AutoscalerState
-from modelfleet.handlers import autoscaler, metrics
+from modelfleet.handlers import autoscaler, costs, metrics
 from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, seeing, serial
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ async def track(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         schedule.forget(key)
         serial.forget(key)
         metrics.forget(*key)
+        costs.forget(key)
         return
     spec = body.get("spec") or {}
     autoscaled = spec.get("maxReplicas") is not None

@@ -117,9 +117,12 @@ class Samples:
 
     def __init__(self) -> None:
         self._by_owner: dict[Owner, dict[str, PodSample]] = {}
+        self.listeners: list[Callable[[PodSample], None]] = []  # e.g. the cost ledger
 
     def record(self, sample: PodSample) -> None:
         self._by_owner.setdefault(sample.pod.owner, {})[sample.pod.name] = sample
+        for listener in self.listeners:
+            listener(sample)
 
     def forget(self, pod: EnginePod) -> None:
         pods = self._by_owner.get(pod.owner)
@@ -168,12 +171,18 @@ class Loops:
         self._wanted: dict[PodKey, EnginePod] = {}
         self._paces: dict[Owner, float] = {}
         self._tasks: dict[PodKey, tuple[EnginePod, asyncio.Task[None]]] = {}
+        self._last_calls: set[PodKey] = set()
+        self._finals: dict[PodKey, asyncio.Task[None]] = {}  # terminating pods' last scrapes
         self._wake: asyncio.Event | None = None
 
-    def want(self, key: PodKey, pod: EnginePod | None) -> None:
-        """The pod as the watch last saw it: scrape it, or (None) stop scraping it."""
+    def want(self, key: PodKey, pod: EnginePod | None, last_call: bool = False) -> None:
+        """The pod as the watch last saw it: scrape it, or (None) stop scraping it; with
+        `last_call` (it is terminating) once more first, for what it served since the last
+        scrape."""
         if pod is None:
             self._wanted.pop(key, None)
+            if last_call and key in self._tasks:
+                self._last_calls.add(key)
         else:
             self._wanted[key] = pod
         if self._wake is not None:
@@ -205,11 +214,12 @@ class Loops:
                 await self._wake.wait()
         finally:
             self._wake = None
-            tasks = [task for _, task in self._tasks.values()]
+            tasks = [task for _, task in self._tasks.values()] + list(self._finals.values())
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.clear()
+            self._finals.clear()
             self._wanted.clear()
             self._paces.clear()
             self.samples.clear()
@@ -221,6 +231,9 @@ class Loops:
                 task.cancel()
                 del self._tasks[key]
                 self.samples.forget(pod)
+                if key in self._last_calls and key not in self._finals:
+                    self._finals[key] = asyncio.create_task(self._scrape_once(scraper, pod))
+        self._last_calls.clear()
         for key, pod in self._wanted.items():
             if key not in self._tasks:
                 self._tasks[key] = (pod, asyncio.create_task(self._scrape(scraper, pod)))
@@ -228,6 +241,23 @@ class Loops:
         for owner in set(self._paces) - owners:
             del self._paces[owner]  # no pod left to pace; the autoscaler sets it again
         metrics.ENGINE_PODS_SCRAPED.set(len(self._tasks))
+
+    async def _scrape_once(self, scraper: Scraper, pod: EnginePod) -> None:
+        """A terminating pod's last scrape, for its counters; its sample is not kept for load."""
+        try:
+            sample = await scraper.sample(pod.ip, pod.profile)
+            if sample is not None:
+                final = PodSample(pod, time.monotonic(), self.period_of(pod), sample, time.time())
+                for listener in self.samples.listeners:
+                    listener(final)
+            metrics.ENGINE_SCRAPES.labels("ok" if sample is not None else "unknown").inc()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            metrics.HANDLER_ERRORS.labels("scrape").inc()
+            log.exception("the last scrape of %s/%s failed", *pod.key)
+        finally:
+            self._finals.pop(pod.key, None)
 
     async def _scrape(self, scraper: Scraper, pod: EnginePod) -> None:
         """Scrape at once, then every period (spread by +-10% so pods drift apart)."""
@@ -257,7 +287,9 @@ loops = Loops(samples)
 async def track(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     """Keep the set of pods to scrape level with the watch."""
     key = (str(body.metadata.namespace), str(body.metadata.name))
-    loops.want(key, None if event.get("type") == "DELETED" else engine_pod(body))
+    deleted = event.get("type") == "DELETED"
+    terminating = bool(body.metadata.get("deletionTimestamp"))
+    loops.want(key, None if deleted else engine_pod(body), last_call=terminating and not deleted)
 
 
 async def run(memo: kopf.Memo) -> None:

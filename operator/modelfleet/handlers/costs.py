@@ -1,0 +1,337 @@
+"""What the operator remembers of each deployment's cost between status writes, in memory.
+
+Per deployment and pod (by uid): its GPU interval as the watch last showed it, its token
+counters as the scrape loop read them (summed with the increase rule, so an engine restart
+counts from zero), checkpoints of those sums over the last hour, and how much of them is in
+status already. status/cost.py turns this into status.cost; handlers/modeldeployment.py writes
+it and tells the ledger what was written.
+
+Only the leader observes; a new leader starts empty and continues from status: spend from its
+watermark, tokens from the written totals, a pod already counted before the watermark takes its
+first scrape as a baseline (docs/cost.md states what that can lose). The cluster loop below puts
+every GPU node's price and the cluster's split on /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from modelfleet.api.types import CostStatus, ModelDeployment
+from modelfleet.cost import (
+    ApiPrice,
+    ApiPriceTable,
+    CounterSample,
+    GpuPod,
+    NodePrice,
+    PodInterval,
+    Replica,
+    Tokens,
+    cluster_cost,
+    default_api_prices,
+    increase,
+    node_prices,
+)
+from modelfleet.handlers import metrics
+from modelfleet.handlers.scrapes import PodSample
+from modelfleet.plan.inventory import pod_gpus
+from modelfleet.render.children import MANAGED_BY, OWNER_LABEL
+from modelfleet.status.cost import WRITE_PERIOD_SECONDS, pod_intervals
+
+__all__ = ["WRITE_PERIOD_SECONDS", "Ledger", "Seen", "ledger", "settings"]
+
+log = logging.getLogger(__name__)
+
+Owner = tuple[str, str]
+CHECKPOINT_SECONDS = 30.0  # one remembered token sum per pod per this, for the last hour
+KEEP_SECONDS = 3600.0 + 600.0  # the last hour, and time for the write that counts them
+CLUSTER_SECONDS = 30.0  # the cluster's GPU cost on /metrics
+
+
+@dataclass
+class CostSettings:
+    """How the operator prices and reports (set once at start-up by handlers/main.py)."""
+
+    api_prices: ApiPriceTable = field(default_factory=default_api_prices)
+    write_period: float = WRITE_PERIOD_SECONDS  # time-based status fields, at most this often
+    opencost: bool = False  # also publish OpenCost's series names
+
+
+settings = CostSettings()
+
+
+@dataclass
+class PodCost:
+    """One pod as seen so far."""
+
+    interval: PodInterval | None = None  # GPU interval as last seen (None: not bound yet)
+    ended: bool = False  # gone from the watch
+    last_seen: float = 0.0
+    first: Tokens | None = None  # the engine's counters at the first scrape
+    raw: CounterSample | None = None  # the latest scrape's counters, as exported
+    counted: Tokens = field(default_factory=Tokens)  # increases since the first scrape
+    checkpoints: list[CounterSample] = field(default_factory=list)  # counted, >= 30 s apart
+    latest: CounterSample | None = None  # counted at the latest scrape
+    from_zero: bool | None = None  # the first scrape counts whole (started after the watermark)
+    written: Tokens = field(default_factory=Tokens)  # of `effective`, already in status
+
+    @property
+    def effective(self) -> Tokens:
+        if self.first is None or self.from_zero is None:
+            return Tokens()
+        return self.counted + self.first if self.from_zero else self.counted
+
+    def replica(self) -> Replica | None:
+        if self.interval is None:
+            return None
+        if self.first is None or self.from_zero is None:
+            return Replica(self.interval)
+        base = self.first if self.from_zero else Tokens()
+        points = list(self.checkpoints)
+        if self.latest is not None and (not points or self.latest.time > points[-1].time):
+            points.append(self.latest)
+        samples = [
+            CounterSample(
+                p.time, (p.prompt or 0.0) + base.input, (p.generation or 0.0) + base.output
+            )
+            for p in points
+        ]
+        return Replica(self.interval, samples)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One deployment's ledger at a status computation, and what to remember if it is written."""
+
+    ended: list[PodInterval]
+    new_tokens: Tokens | None
+    replicas: list[Replica]
+    pending: dict[str, Tokens]  # uid -> effective tokens, to mark written
+    pod_ended: bool  # a pod went away since the last look: write its time now
+
+
+class Ledger:
+    """Every deployment's pods and token counters (thread-safe: scrapes record in the event
+    loop, status writes read in pooled threads)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._owners: dict[Owner, dict[str, PodCost]] = {}
+        self.started = clock()
+
+    def restart(self) -> None:
+        """A new term as leader: forget everything; status is where the last term left off."""
+        with self._lock:
+            self._owners.clear()
+            self.started = self._clock()
+
+    def forget(self, owner: Owner) -> None:
+        with self._lock:
+            self._owners.pop(owner, None)
+
+    def record(self, sample: PodSample) -> None:
+        """A scrape of one pod (the scrape loop's listener)."""
+        engine = sample.engine
+        if engine is None:
+            return
+        now = CounterSample(sample.unix_time, engine.prompt_tokens, engine.generation_tokens)
+        with self._lock:
+            pod = self._owners.setdefault(sample.pod.owner, {}).setdefault(
+                sample.pod.uid, PodCost(last_seen=sample.unix_time)
+            )
+            if pod.raw is None:
+                pod.first = Tokens(now.prompt or 0.0, now.generation or 0.0)
+            else:
+                pod.counted += increase(pod.raw, now)
+            pod.raw = now
+            pod.latest = CounterSample(now.time, pod.counted.input, pod.counted.output)
+            if not pod.checkpoints or now.time - pod.checkpoints[-1].time >= CHECKPOINT_SECONDS:
+                pod.checkpoints.append(pod.latest)
+            horizon = now.time - KEEP_SECONDS
+            while len(pod.checkpoints) > 2 and pod.checkpoints[1].time < horizon:
+                pod.checkpoints.pop(0)
+
+    def see(
+        self,
+        owner: Owner,
+        pods: Sequence[Mapping[str, Any]],
+        prices: Mapping[str, NodePrice],
+        watermark: float | None,
+        now: float,
+    ) -> Seen:
+        """Bring the deployment's pods up to date with the watch and total what is unwritten.
+
+        `watermark`: status.cost.accruedUntil (None: nothing accrued yet); a pod bound after it
+        served every token it reports since it started, an older one was counted up to the
+        watermark by whoever wrote it.
+        """
+        intervals = {interval.uid: interval for interval in pod_intervals(pods, prices)}
+        with self._lock:
+            ledger = self._owners.setdefault(owner, {})
+            for uid, interval in intervals.items():
+                pod = ledger.setdefault(uid, PodCost())
+                pod.interval, pod.ended, pod.last_seen = interval, False, now
+            pod_ended = False
+            for uid, pod in ledger.items():
+                if uid not in intervals and not pod.ended and pod.interval is not None:
+                    pod.ended, pod_ended = True, True
+                    if pod.interval.end is None:  # gone without being seen terminating
+                        pod.interval = dataclasses.replace(pod.interval, end=pod.last_seen)
+                if pod.from_zero is None and pod.first is not None and pod.interval is not None:
+                    pod.from_zero = watermark is None or pod.interval.start >= watermark
+            self._prune(ledger, now)
+            counted = [pod for pod in ledger.values() if pod.from_zero is not None]
+            pending = {
+                uid: pod.effective for uid, pod in ledger.items() if pod.from_zero is not None
+            }
+            return Seen(
+                ended=[p.interval for p in ledger.values() if p.ended and p.interval is not None],
+                new_tokens=(
+                    sum((Tokens(*_difference(p.effective, p.written)) for p in counted), Tokens())
+                    if counted
+                    else None
+                ),
+                replicas=[r for p in ledger.values() if (r := p.replica()) is not None],
+                pending=pending,
+                pod_ended=pod_ended,
+            )
+
+    def written(self, owner: Owner, pending: Mapping[str, Tokens]) -> None:
+        """The tokens of `pending` are in status now."""
+        with self._lock:
+            ledger = self._owners.get(owner, {})
+            for uid, tokens in pending.items():
+                if uid in ledger:
+                    ledger[uid].written = tokens
+
+    def _prune(self, ledger: dict[str, PodCost], now: float) -> None:
+        """Drop pods gone for longer than the window whose tokens are all written."""
+        for uid in [
+            uid
+            for uid, pod in ledger.items()
+            if pod.ended
+            and pod.interval is not None
+            and (pod.interval.end or pod.last_seen) < now - KEEP_SECONDS
+            and pod.effective == pod.written
+        ]:
+            del ledger[uid]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(pods) for pods in self._owners.values())
+
+
+def _difference(now: Tokens, before: Tokens) -> tuple[float, float]:
+    return max(0.0, now.input - before.input), max(0.0, now.output - before.output)
+
+
+ledger = Ledger()
+
+
+_compared: dict[Owner, str] = {}  # the compare_to label each deployment's series carry
+
+
+def publish_deployment(md: ModelDeployment, cost: CostStatus, row: ApiPrice, pods: int) -> None:
+    """One deployment's cost series, from its fresh cost block (fresher than its status)."""
+    owner = (md.metadata.namespace, md.metadata.name)
+    if _compared.get(owner) not in (None, row.key):
+        for gauge in (metrics.COST_API_PRICE, metrics.COST_API_EQUIVALENT):
+            metrics.forget_deployment_series(gauge, *owner)
+    _compared[owner] = row.key
+    metrics.COST_HOURLY.labels(*owner).set(cost.hourly)
+    metrics.COST_SPEND.labels(*owner).set(cost.spend)
+    metrics.DEPLOYMENT_REPLICAS.labels(*owner).set(pods)
+    metrics.DEPLOYMENT_GPUS.labels(*owner).set(cost.gpus)
+    tokens = cost.tokens
+    if tokens is not None:
+        metrics.COST_TOKENS.labels(*owner, "input").set(tokens.input)
+        metrics.COST_TOKENS.labels(*owner, "output").set(tokens.output)
+    per_million = cost.per_million_tokens
+    if per_million is not None:
+        metrics.COST_PER_MILLION.labels(*owner, "total").set(per_million.total)
+        if per_million.output is not None:
+            metrics.COST_PER_MILLION.labels(*owner, "output").set(per_million.output)
+    metrics.COST_API_PRICE.labels(*owner, row.key, "input").set(row.input)
+    metrics.COST_API_PRICE.labels(*owner, row.key, "output").set(row.output)
+    if cost.api_equivalent is not None:
+        metrics.COST_API_EQUIVALENT.labels(*owner, row.key).set(cost.api_equivalent.usd)
+    if cost.idle_gpu_hours is not None:
+        metrics.COST_IDLE_GPU_HOURS.labels(*owner).set(cost.idle_gpu_hours)
+    budget = md.spec.budget.max_hourly if md.spec.budget is not None else None
+    if budget is not None:
+        metrics.BUDGET_HOURLY.labels(*owner).set(budget)
+    else:
+        metrics.forget_deployment_series(metrics.BUDGET_HOURLY, *owner)
+
+
+def forget(owner: Owner) -> None:
+    """A deleted deployment: its ledger and series go (metrics.forget drops the series)."""
+    ledger.forget(owner)
+    _compared.pop(owner, None)
+
+
+def gpu_pods(pods: Iterable[Mapping[str, Any]]) -> list[GpuPod]:
+    """Pods of the gpu_pods index as cost sees them: node, GPUs, and the owner of engine pods."""
+    found = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        owner = (
+            (str(meta.get("namespace")), str(labels[OWNER_LABEL]))
+            if labels.get("app.kubernetes.io/managed-by") == MANAGED_BY and labels.get(OWNER_LABEL)
+            else None
+        )
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        found.append(GpuPod(node, pod_gpus(pod), owner))
+    return found
+
+
+def publish_cluster(
+    nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]], memo: kopf.Memo
+) -> None:
+    """Every GPU node's price and the cluster's GPU cost split, on /metrics."""
+    prices = node_prices(nodes, memo.prices)
+    split = cluster_cost(prices, gpu_pods(pods))
+    metrics.NODE_GPU_HOURLY.clear()
+    for price in prices.values():
+        if price.usd_per_gpu_hour is not None:
+            metrics.NODE_GPU_HOURLY.labels(price.node, price.product or "").set(
+                price.usd_per_gpu_hour
+            )
+    for allocation, usd, gpus in (
+        ("modelfleet", split.modelfleet_hourly, sum(n.modelfleet_gpus for n in split.nodes)),
+        ("other", split.other_hourly, sum(n.other_gpus for n in split.nodes)),
+        ("idle", split.free_hourly, sum(n.free_gpus for n in split.nodes)),
+    ):
+        metrics.CLUSTER_HOURLY.labels(allocation).set(usd)
+        metrics.CLUSTER_GPUS.labels(allocation).set(gpus)
+    if memo.get("opencost"):
+        metrics.publish_opencost(prices.values(), _engine_pods(memo))
+
+
+def _engine_pods(memo: kopf.Memo) -> list[Mapping[str, Any]]:
+    return [pod for pods in memo.indexes.engine_pods.values() for pod in pods]
+
+
+async def cluster_loop(memo: kopf.Memo) -> None:
+    """Publish the cluster's GPU cost every CLUSTER_SECONDS until cancelled (with kopf)."""
+    while True:
+        try:
+            nodes = list(memo.indexes.gpu_nodes.get(None, []))
+            pods = list(memo.indexes.gpu_pods.get(None, []))
+            publish_cluster(nodes, pods, memo)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not end the loop
+            metrics.HANDLER_ERRORS.labels("cost").inc()
+            log.exception("publishing the cluster's GPU cost failed")
+        await asyncio.sleep(CLUSTER_SECONDS)
