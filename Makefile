@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: help venv cluster-binaries test-binaries crds verify-crds lint test test-unit test-integration bench-scale demo demo-down clean
+.PHONY: help venv cluster-binaries demo-binaries test-binaries crds verify-crds lint test test-unit test-integration bench-scale demo demo-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,8 +23,11 @@ venv: $(STAMP) ## create .venv with modelfleet and its dev tools
 cluster-binaries: venv ## build etcd, Kubernetes and kwok once (cached in ~/.cache/modelfleet)
 	$(BIN)/modelfleet cluster build
 
-test-binaries: venv ## the cluster binaries plus helm, which only the chart test uses
-	$(BIN)/modelfleet cluster build --helm
+demo-binaries: venv ## the cluster binaries plus Prometheus, which the demo runs
+	$(BIN)/modelfleet cluster build --prometheus
+
+test-binaries: venv ## the cluster binaries plus helm (chart test) and Prometheus (dashboard test)
+	$(BIN)/modelfleet cluster build --helm --prometheus
 
 crds: venv ## regenerate crds/ and the chart's CRDs from the pydantic types
 	$(BIN)/modelfleet crds > crds/modeldeployments.modelfleet.dev.yaml
@@ -47,7 +50,7 @@ test: lint test-unit test-integration ## everything CI runs
 bench-scale: venv cluster-binaries ## scale benchmark (issue 10; 20-40 min, not in `make test`); ARGS="--deployments 100" for less
 	$(BIN)/python bench/scale/run.py $(ARGS)
 
-demo: venv cluster-binaries ## local cluster + operator + samples, left running
+demo: venv demo-binaries ## local cluster + operator + Prometheus + samples, left running
 	$(BIN)/python -m modelfleet.dev.demo
 
 demo-down: venv ## stop what `make demo` started

@@ -1,8 +1,10 @@
-"""Build etcd, the Kubernetes binaries, kwok and helm from the pinned tools modules, cached by hash.
+"""Build etcd, the Kubernetes binaries, kwok, helm and Prometheus from the pinned tools modules,
+cached by hash.
 
 A cold Kubernetes build takes tens of minutes on two cores, so binaries are cached outside the
-repo under a key that changes whenever a tools module's go.mod or go.sum changes. Each command
-builds only what it runs: the cluster binaries for `up` and the demo, helm only for the chart test.
+repo under a key that changes whenever a tools module's go.mod or go.sum (or the build tags)
+change. Each command builds only what it runs: the cluster binaries for `up`, helm only for the
+chart test, Prometheus only for the demo and the dashboard test.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Component:
     module_path: str
     packages: tuple[str, ...]
     binaries: tuple[str, ...]
+    tags: tuple[str, ...] = ()
 
 
 COMPONENTS = (
@@ -66,6 +69,16 @@ HELM = Component(
     module_path="helm.sh/helm/v3",
     packages=("helm.sh/helm/v3/cmd/helm",),
     binaries=("helm",),
+)
+# Only the Kubernetes service discovery (Prometheus' own build tags): the other discovery plugins
+# pull in every cloud SDK and would double the build. No `builtinassets` tag, so no web UI: the
+# HTTP API is what the demo and the tests query.
+PROMETHEUS = Component(
+    name="prometheus",
+    module_path="github.com/prometheus/prometheus",
+    packages=("github.com/prometheus/prometheus/cmd/prometheus",),
+    binaries=("prometheus",),
+    tags=("netgo", "remove_all_sd", "enable_kubernetes_sd"),
 )
 
 
@@ -115,6 +128,21 @@ def helm_ldflags(version: str, go_mod: str) -> list[str]:
     ]
 
 
+def prometheus_release(module_version: str) -> str:
+    """Prometheus' release for its Go module version: v0.316.0 -> 3.16.0 (v0.MNN.P -> M.NN.P)."""
+    match = re.fullmatch(r"v0\.(\d)(\d\d)\.(\d+)(.*)", module_version)
+    if match is None:
+        raise BuildError(f"unexpected Prometheus module version {module_version!r}")
+    major, minor, patch, rest = match.groups()
+    return f"{major}.{int(minor)}.{patch}{rest}"
+
+
+def prometheus_ldflags(version: str) -> list[str]:
+    """`-X` flags as Prometheus' .promu.yml sets them, so `prometheus --version` and its
+    `prometheus_build_info` series name the release."""
+    return [f"-X github.com/prometheus/common/version.Version={prometheus_release(version)}"]
+
+
 def go_build_command(component: Component, version: str, out: Path, go_mod: str = "") -> list[str]:
     """The single `go build` invocation for a component; `out` is a directory."""
     ldflags = ["-s", "-w"]
@@ -122,6 +150,9 @@ def go_build_command(component: Component, version: str, out: Path, go_mod: str 
         ldflags += version_ldflags(version)
     elif component.name == "helm":
         ldflags += helm_ldflags(version, go_mod)
+    elif component.name == "prometheus":
+        ldflags += prometheus_ldflags(version)
+    tags = ["-tags", ",".join(component.tags)] if component.tags else []
     # `go build -o DIR/` names binaries after packages; etcd's package would come out as "v3".
     single = len(component.packages) == 1
     output = str(out / component.binaries[0]) if single else f"{out}{os.sep}"
@@ -129,6 +160,7 @@ def go_build_command(component: Component, version: str, out: Path, go_mod: str 
         "go",
         "build",
         "-trimpath",
+        *tags,
         "-ldflags",
         " ".join(ldflags),
         "-o",
@@ -141,11 +173,14 @@ def module_dir(component: Component) -> Path:
     return tools_dir() / component.name
 
 
-def cache_key(module: Path) -> str:
-    """Short hash of go.mod + go.sum: a new pin gets a new cache directory."""
+def cache_key(module: Path, tags: tuple[str, ...] = ()) -> str:
+    """Short hash of go.mod + go.sum (+ build tags, if any): a new pin gets a new cache
+    directory."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
         digest.update((module / name).read_bytes())
+    if tags:
+        digest.update(",".join(tags).encode())
     return digest.hexdigest()[:12]
 
 
@@ -153,7 +188,9 @@ def component_dir(component: Component) -> tuple[Path, str]:
     """The cache directory for a component and its pinned version."""
     module = module_dir(component)
     version = module_version((module / "go.mod").read_text(), component.module_path)
-    directory = cache_dir() / "bin" / f"{component.name}-{version}-{cache_key(module)}"
+    directory = (
+        cache_dir() / "bin" / f"{component.name}-{version}-{cache_key(module, component.tags)}"
+    )
     return directory, version
 
 
@@ -213,6 +250,17 @@ def ensure_binaries() -> Binaries:
 def ensure_helm() -> Path:
     """Build (or reuse) helm, which only the chart's test needs; its path."""
     return build_component(HELM) / "helm"
+
+
+def prometheus_binary() -> Path:
+    """Where the cached Prometheus binary is (or would be); builds nothing."""
+    directory, _ = component_dir(PROMETHEUS)
+    return directory / "prometheus"
+
+
+def ensure_prometheus() -> Path:
+    """Build (or reuse) Prometheus, which only the demo and the dashboard test run; its path."""
+    return build_component(PROMETHEUS) / "prometheus"
 
 
 def _say(message: str) -> None:

@@ -12,7 +12,12 @@ import yaml
 
 from modelfleet.cli.tables import table
 from modelfleet.dev.cluster import control_plane
-from modelfleet.dev.cluster.build import BuildError, ensure_binaries, ensure_helm
+from modelfleet.dev.cluster.build import (
+    BuildError,
+    ensure_binaries,
+    ensure_helm,
+    ensure_prometheus,
+)
 from modelfleet.dev.cluster.paths import DEFAULT_CLUSTER_NAME, cluster_name, state_dir
 from modelfleet.dev.cluster.pod_range import PodRangeError
 from modelfleet.dev.cluster.stages import DEFAULT_MODEL_LOAD_DELAY, parse_duration
@@ -35,12 +40,18 @@ def add_cluster_commands(commands: Any) -> None:
     build = sub.add_parser(
         "build",
         help="build and cache the binaries only",
-        description="Build etcd, the Kubernetes binaries and kwok unless they are cached.",
+        description="Build etcd, the Kubernetes binaries and kwok (and, when asked, helm and "
+        "Prometheus) unless they are cached.",
     )
     build.add_argument(
         "--helm",
         action="store_true",
         help="also build helm (only the chart's integration test uses it)",
+    )
+    build.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also build Prometheus (only the demo and the dashboard test run it)",
     )
     build.set_defaults(func=_build)
 
@@ -120,10 +131,12 @@ def _add_name(parser: argparse.ArgumentParser) -> None:
 def _build(args: argparse.Namespace) -> int:
     try:
         binaries = ensure_binaries()
-        helm = ensure_helm() if args.helm else None
+        extras = [ensure_helm()] if args.helm else []
+        if args.prometheus:
+            extras.append(ensure_prometheus())
     except BuildError as error:
         return _fail(str(error))
-    for path in (*vars(binaries).values(), *([helm] if helm else [])):
+    for path in (*vars(binaries).values(), *extras):
         print(path)
     return 0
 
