@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from kubernetes import client
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from tests.integration.node_fixtures import A10G, a10g_pool, extra_nodes
-from tests.integration.operator_fixtures import ModelDeployments, wait_until
+from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +115,19 @@ def statuses(mds: ModelDeployments, namespace: str) -> dict[str, dict[str, Any]]
     }
 
 
+@pytest.fixture
+def cost_writes_every_10s(operator_process: OperatorProcess) -> Iterator[None]:
+    """Spend written every 10 s instead of 5 minutes; the session's operator is restored after.
+
+    Long enough that a report (about 2 s) usually falls between two writes."""
+    operator_process.restart(MODELFLEET_COST_WRITE_SECONDS="10")
+    try:
+        yield
+    finally:
+        operator_process.restart()
+
+
+@pytest.mark.usefixtures("cost_writes_every_10s")
 def test_cost_report_totals_are_the_statuses_and_the_cluster_is_the_inventory_price(
     api: Any, kubeconfig: Path, namespace: str, mds: ModelDeployments, tmp_path: Path
 ) -> None:
@@ -155,9 +169,10 @@ def test_cost_report_totals_are_the_statuses_and_the_cluster_is_the_inventory_pr
 
         def costed() -> bool:
             cost = statuses(mds, namespace)
-            return cost["qwen"].get("gpus") == 2 and cost["llama"].get("gpus") == 1
+            gpus = {name: c.get("gpus") for name, c in cost.items()}
+            return gpus == {"qwen": 2, "llama": 1} and all(c.get("spend") for c in cost.values())
 
-        wait_until(costed, 90, "status.cost of both deployments with their GPUs")
+        wait_until(costed, 120, "status.cost of both deployments with their GPUs and some spend")
 
         # Spend grows every resync: compare a report with statuses read just before and after it.
         deadline = time.monotonic() + 90
