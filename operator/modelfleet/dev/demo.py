@@ -1,4 +1,5 @@
-"""`make demo`: a local control plane, the CRD, the operator, the engine emulator and the samples.
+"""`make demo`: a local control plane, the CRD, the operator, the engine emulator, a Prometheus
+scraping the operator and the engines, and the samples.
 
 Then a burst of load on the autoscaled sample shows replicas added and, once the load is gone
 and the sample's scale-down window has passed, removed again. Everything is left running.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +21,9 @@ from typing import Any
 from kubernetes import client
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
-from modelfleet.dev.cluster import control_plane, ensure_binaries
+from modelfleet.dev.cluster import control_plane, ensure_binaries, prometheus
 from modelfleet.dev.cluster.paths import DEFAULT_CLUSTER_NAME, state_dir
-from modelfleet.dev.cluster.processes import is_running, spawn, start_time, stop
+from modelfleet.dev.cluster.processes import free_port, is_running, spawn, start_time, stop
 from modelfleet.dev.engine.load import LoadConfig, deployment_model, kube_targets, run_load
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,6 +36,8 @@ AUTOSCALED = "llama-3-1-8b-autoscaled"  # manifests/samples/llama-3.1-8b-autosca
 # real users). Requests still in flight 30 s after the burst are abandoned; the engines abort them.
 BURST = LoadConfig(rate=4.0, duration=90, prompt_tokens=1000, output_tokens=100, drain_seconds=30)
 SCALE_DOWN_TIMEOUT_SECONDS = 240
+OPERATOR_METRICS_PORT = 8080  # `modelfleet run`'s default
+PROMETHEUS_PORT = 9090  # Prometheus' usual port, or any free one when something holds it
 
 
 def _say(message: str) -> None:
@@ -73,6 +77,52 @@ def _stop_background(name: str, role: str) -> None:
         stop(pid, started)
         pid_file.unlink()
         _say(f"{role} (pid {pid}) stopped")
+
+
+def _prometheus_dir(name: str) -> Path:
+    return state_dir(name) / "prometheus"
+
+
+def _start_prometheus(name: str, kubeconfig: str) -> prometheus.Prometheus:
+    """Prometheus scraping the demo's operator and, by Kubernetes service discovery, every
+    modelfleet engine pod (the emulator answers on their IPs)."""
+    port = PROMETHEUS_PORT
+    try:
+        with socket.create_server(("127.0.0.1", port)):
+            pass
+    except OSError:
+        port = free_port()
+    running = prometheus.start(
+        _prometheus_dir(name),
+        Path(kubeconfig),
+        [f"127.0.0.1:{OPERATOR_METRICS_PORT}"],
+        port=port,
+    )
+    _say(f"prometheus running (pid {running.pid}) at {running.url}, log: {running.log}")
+    return running
+
+
+def _stop_prometheus(name: str) -> None:
+    running = prometheus.read(_prometheus_dir(name))
+    if running is not None:
+        prometheus.stop(running)
+        _say(f"prometheus (pid {running.pid}) stopped")
+
+
+def _prometheus_help(url: str) -> str:
+    query = f"curl -sG {url}/api/v1/query --data-urlencode"
+    return (
+        f"Prometheus ({url}) scrapes the operator and every engine pod every 5 s. This build has "
+        "no web UI: query its HTTP API, e.g.\n"
+        f"  {query} 'query=up'\n"
+        f"  {query} 'query=sum by (namespace, name) (modelfleet_deployment_hourly_cost_usd)'\n"
+        f"  {query} 'query=sum by (deployment) (rate(vllm:generation_tokens_total[1m]))'\n"
+        f"  curl -sG {url}/api/v1/query_range --data-urlencode "
+        "'query=sum(modelfleet_deployment_spend_usd)' \\\n"
+        "      --data-urlencode start=$(date -d -15min +%s) --data-urlencode end=$(date +%s) "
+        "--data-urlencode step=30\n"
+        "The Grafana dashboard for these series: charts/modelfleet/dashboards/modelfleet-cost.json"
+    )
 
 
 def _kubectl(kubectl: Path, kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -167,9 +217,12 @@ def demo(name: str, burst: bool = True) -> int:
         "crd/modeldeployments.modelfleet.dev",
         "--timeout=60s",
     )
-    log = _start_background(name, "operator", kubeconfig)
+    log = _start_background(
+        name, "operator", kubeconfig, "--metrics-port", str(OPERATOR_METRICS_PORT)
+    )
     # Only this cluster's pod range: a test cluster running next to the demo has its own.
     _start_background(name, "emulator", kubeconfig, "--pod-cidr", state.pod_cidr)
+    prometheus_url = _start_prometheus(name, kubeconfig).url
     _say(f"applying the samples in {SAMPLES.relative_to(ROOT)}/")
     print(_kubectl(binaries.kubectl, kubeconfig, "apply", "-f", str(SAMPLES)).stdout, end="")
     _wait_ready(binaries.kubectl, kubeconfig, log)
@@ -191,8 +244,10 @@ def demo(name: str, burst: bool = True) -> int:
             "custom-columns=TIME:.lastTimestamp,REASON:.reason,MESSAGE:.message",
         )
         print(events.stdout)
+    print(_prometheus_help(prometheus_url))
+    print()
     print(
-        f"The cluster and the operator keep running. Try:\n"
+        f"The cluster, the operator and Prometheus keep running. Try:\n"
         f"  export KUBECONFIG={kubeconfig}\n"
         f"  alias kubectl={binaries.kubectl}\n"
         f"  kubectl get md\n"
@@ -206,19 +261,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m modelfleet.dev.demo",
         description=(
-            "Start the local cluster, the operator, the engine emulator and the samples, show "
+            "Start the local cluster, the operator, the engine emulator, Prometheus and the "
+            "samples, show "
             "a burst of load scaling the autoscaled sample up and back down; leave them running."
         ),
     )
     parser.add_argument("--name", default=DEFAULT_CLUSTER_NAME, help="local cluster name")
     parser.add_argument(
-        "--down", action="store_true", help="stop the operator, the emulator and the cluster"
+        "--down",
+        action="store_true",
+        help="stop Prometheus, the operator, the emulator and the cluster",
     )
     parser.add_argument(
         "--no-burst", action="store_true", help="skip the autoscaling burst at the end"
     )
     args = parser.parse_args()
     if args.down:
+        _stop_prometheus(args.name)
         for role in BACKGROUND:
             _stop_background(args.name, role)
         control_plane.down(args.name)
