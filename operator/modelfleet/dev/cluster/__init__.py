@@ -2,8 +2,8 @@
 
 Modules: `build` (go builds, cached), `nodes` and `stages` (pure inventory, Node and kwok Stage
 rendering), `flags` (pure component command lines), `pod_range` (pure: each cluster's own pod IP
-range), `credentials`, `processes`, `control_plane` (up/down/status) and `cli` (`modelfleet
-cluster ...`).
+range), `credentials`, `processes`, `control_plane` (up/down/status), `prometheus` (a real
+Prometheus scraping the operator and the engine pods) and `cli` (`modelfleet cluster ...`).
 """
 
 from modelfleet.dev.cluster.build import Binaries, BuildError, ensure_binaries, ensure_helm

@@ -252,12 +252,6 @@ def ensure_helm() -> Path:
     return build_component(HELM) / "helm"
 
 
-def prometheus_binary() -> Path:
-    """Where the cached Prometheus binary is (or would be); builds nothing."""
-    directory, _ = component_dir(PROMETHEUS)
-    return directory / "prometheus"
-
-
 def ensure_prometheus() -> Path:
     """Build (or reuse) Prometheus, which only the demo and the dashboard test run; its path."""
     return build_component(PROMETHEUS) / "prometheus"
