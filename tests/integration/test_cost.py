@@ -8,6 +8,7 @@ The operator runs here with the time-based cost fields written every few seconds
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,13 @@ def test_cost_block_tokens_and_per_million_under_load(
             and abs(tokens.get("output", 0) - sent_output) <= 0.02 * sent_output
         )
 
-    wait_until(tokens_agree, 60, f"tokens {sent_input} in / {sent_output} out within 2%")
+    deadline = time.monotonic() + 60
+    while not tokens_agree():
+        assert time.monotonic() < deadline, (
+            f"tokens {sent_input} in / {sent_output} out within 2%; status.cost "
+            f"{cost(mds, namespace)}; operator metrics: {fast_cost_writes.metrics()[-3000:]}"
+        )
+        time.sleep(1)
     block = cost(mds, namespace)
     print(f"load: {report['ok']} requests, {sent_input} in, {sent_output} out; status: {block}")
 
@@ -149,3 +156,54 @@ def test_cost_block_tokens_and_per_million_under_load(
         60,
         "the sheet price back",
     )
+
+
+def test_spend_survives_an_operator_crash_within_the_bound(
+    api: Any, namespace: str, mds: ModelDeployments, emulator: Path, fast_cost_writes: Any
+) -> None:
+    mds.create(namespace, NAME, SPEC)
+    wait_for_engines(api, namespace, NAME, 2)
+    prices = prices_now(api)
+    wait_until(lambda: cost(mds, namespace).get("accruedUntil"), 30, "a first accrual")
+    time.sleep(5)
+    before_kill = cost(mds, namespace)
+    fast_cost_writes.kill()
+    killed = time.time()
+
+    # While nobody leads: one pod is deleted (its ReplicaSet makes another) and is gone.
+    victim = own_pods(api, namespace)[0]
+    victim_rate = gpus(victim) * prices[victim.spec.node_name]
+    core = client.CoreV1Api(api)
+    core.delete_namespaced_pod(victim.metadata.name, namespace, grace_period_seconds=0)
+    deleted = time.time()
+    wait_until(
+        lambda: victim.metadata.name not in {p.metadata.name for p in own_pods(api, namespace)},
+        30,
+        "the deleted pod gone",
+    )
+    time.sleep(3)
+    fast_cost_writes.start(MODELFLEET_COST_WRITE_SECONDS=WRITE_SECONDS)
+    restarted = time.time()
+    wait_until(
+        lambda: kube_time(cost(mds, namespace).get("accruedUntil") or "1970-01-01T00:00:00Z")
+        > restarted + 2,
+        60,
+        "an accrual by the new instance",
+    )
+    after = cost(mds, namespace)
+    until = kube_time(after["accruedUntil"])
+
+    # Wall-clock GPU time at the watermark: every pod that held GPUs, to its end or `until`.
+    survivors = [p for p in own_pods(api, namespace) if scheduled_at(p) < until]
+    wall = sum(
+        gpus(p) * prices[p.spec.node_name] * (until - scheduled_at(p)) / 3600 for p in survivors
+    )
+    wall += victim_rate * (deleted - scheduled_at(victim)) / 3600
+    last_write = kube_time(before_kill["accruedUntil"])
+    bound = victim_rate * (deleted - last_write) / 3600  # its time after the last write
+    print(
+        f"spend {after['spend']:.6f} USD, wall-clock {wall:.6f} USD, bound {bound:.6f} USD "
+        f"(down {restarted - killed:.1f}s)"
+    )
+    assert after["spend"] <= wall + 1e-5, "double-counted"
+    assert after["spend"] >= wall - bound - 1e-5, "lost more than the stated bound"

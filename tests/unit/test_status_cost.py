@@ -178,26 +178,33 @@ def scrape(ledger: Ledger, uid: str, at: float, prompt: float, generation: float
     ledger.record(PodSample(engine_pod(uid), 0.0, 5.0, sample, at))
 
 
+LEADER_SINCE = T0 + 1  # when this leader started watching
+
+
 @pytest.mark.parametrize(
-    ("counters", "watermark", "expected"),
+    ("counters", "bound", "watermark", "expected"),
     [
-        # started after the watermark: its first sample counts whole
-        ([(10, 5), (30, 15)], T0 - 10, Tokens(30, 15)),
-        # counted before the watermark by the last writer: the first sample is a baseline
-        ([(10, 5), (30, 15)], T0 + 10, Tokens(20, 10)),
+        # bound after the watermark: its first sample counts whole
+        ([(10, 5), (30, 15)], T0, T0 - 10, Tokens(30, 15)),
+        # bound before the watermark and before this leader started: the last writer counted
+        # it, so the first sample is a baseline
+        ([(10, 5), (30, 15)], T0, T0 + 10, Tokens(20, 10)),
         # an engine restart: the counter went down, the new value counts whole
-        ([(10, 5), (30, 15), (4, 2), (6, 3)], T0 - 10, Tokens(36, 18)),
+        ([(10, 5), (30, 15), (4, 2), (6, 3)], T0, T0 - 10, Tokens(36, 18)),
         # no status yet: everything counts
-        ([(10, 5)], None, Tokens(10, 5)),
+        ([(10, 5)], T0, None, Tokens(10, 5)),
+        # bound before the watermark but after this leader started (its status was written
+        # while the pod's first scrapes failed): nobody else counted it
+        ([(10, 5), (30, 15)], T0 + 5, T0 + 10, Tokens(30, 15)),
     ],
 )
 def test_ledger_counts_tokens_with_resets_and_baselines(
-    counters: list[tuple[float, float]], watermark: float | None, expected: Tokens
+    counters: list[tuple[float, float]], bound: float, watermark: float | None, expected: Tokens
 ) -> None:
-    ledger = Ledger(clock=lambda: T0)
+    ledger = Ledger(clock=lambda: LEADER_SINCE)
     for step, (prompt, generation) in enumerate(counters):
         scrape(ledger, "p1", T0 + 5 * step, prompt, generation)
-    seen = ledger.see(("ns", "md"), [pod("p1", "l4-a", 1, T0)], PRICES, watermark, T0 + 60)
+    seen = ledger.see(("ns", "md"), [pod("p1", "l4-a", 1, bound)], PRICES, watermark, T0 + 60)
     assert seen.new_tokens == expected
 
 

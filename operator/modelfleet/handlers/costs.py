@@ -170,9 +170,9 @@ class Ledger:
     ) -> Seen:
         """Bring the deployment's pods up to date with the watch and total what is unwritten.
 
-        `watermark`: status.cost.accruedUntil (None: nothing accrued yet); a pod bound after it
-        served every token it reports since it started, an older one was counted up to the
-        watermark by whoever wrote it.
+        `watermark`: status.cost.accruedUntil (None: nothing accrued yet). A pod bound after it,
+        or after this leader started, counts every token its engine reports; an older one was
+        counted up to the watermark by whoever wrote it, so its first scrape is a baseline.
         """
         intervals = {interval.uid: interval for interval in pod_intervals(pods, prices)}
         with self._lock:
@@ -187,7 +187,11 @@ class Ledger:
                     if pod.interval.end is None:  # gone without being seen terminating
                         pod.interval = dataclasses.replace(pod.interval, end=pod.last_seen)
                 if pod.from_zero is None and pod.first is not None and pod.interval is not None:
-                    pod.from_zero = watermark is None or pod.interval.start >= watermark
+                    # Nobody else counted a pod bound after the watermark, or after this
+                    # leader started watching: its engine's counters are all ours.
+                    pod.from_zero = watermark is None or pod.interval.start >= min(
+                        watermark, self.started
+                    )
             self._prune(ledger, now)
             counted = [pod for pod in ledger.values() if pod.from_zero is not None]
             pending = {
@@ -324,6 +328,8 @@ def _engine_pods(memo: kopf.Memo) -> list[Mapping[str, Any]]:
 
 async def cluster_loop(memo: kopf.Memo) -> None:
     """Publish the cluster's GPU cost every CLUSTER_SECONDS until cancelled (with kopf)."""
+    while "indexes" not in memo:  # kopf's start-up handler puts them there
+        await asyncio.sleep(0.5)
     while True:
         try:
             nodes = list(memo.indexes.gpu_nodes.get(None, []))
