@@ -140,8 +140,10 @@ def later(seconds: float, **fields: Any) -> CostStatus:
         (later(60, spend=1.01), 60, False, False),
         # a large relative change still waits for the period (spend of a young deployment)
         (later(60, spend=3.0), 60, False, False),
+        # exactly the period: not yet (two writes are always more than a period apart)
+        (later(300, spend=1.01), 300, False, False),
         # the period passed and something changed
-        (later(300, spend=1.01), 300, False, True),
+        (later(301, spend=1.01), 301, False, True),
         # the period passed and nothing changed: nothing to write
         (later(900), 900, False, False),
         # a field appears

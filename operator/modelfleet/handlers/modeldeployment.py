@@ -282,7 +282,7 @@ def _write_status(
     prices: PriceSheet,
 ) -> None:
     observed = _observe(view)
-    now = time.time()
+    now = float(int(time.time()))  # whole seconds: the watermark is written as RFC 3339
     desired = compute_status(md, observed, placement, generation, now=_now())
     seen, fresh = _cost(view, md, prices, now)
     if fresh is not None:
@@ -306,7 +306,6 @@ def _cost(
     node_price = node_prices(view.nodes, prices)
     previous = md.status.cost
     watermark = kube_time(previous.accrued_until) if previous and previous.accrued_until else None
-    now = float(int(now))  # whole seconds: the watermark is written as RFC 3339
     seen = costs.ledger.see(owner, view.own_pods, node_price, watermark, now)
     try:
         row = comparison(md, costs.settings.api_prices)

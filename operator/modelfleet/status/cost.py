@@ -154,8 +154,9 @@ def written_cost(
     """What to put in status: `fresh`, or `fresh` with the time-based fields as last written.
 
     Time-based fields are refreshed when `force` (a pod ended: its time must be counted while
-    it is still known), when one appears or disappears, or when `period` has passed since the
-    watermark and one of them changed. Spend grows with every second, so a relative threshold
+    it is still known), when one appears or disappears, or when more than `period` has passed
+    since the watermark and one of them changed (times in whole seconds, so two such writes are
+    always more than `period` apart). Spend grows with every second, so a relative threshold
     would write a young deployment on every resync; the period alone bounds steady-state writes
     to one per deployment per `period`.
     """
@@ -166,7 +167,7 @@ def written_cost(
     if any((old[key] is None) != (new[key] is None) for key in TIME_BASED):
         return fresh
     elapsed = now - kube_time(previous.accrued_until)
-    if (elapsed >= period or elapsed < 0) and _changed(previous, fresh):
+    if (elapsed > period or elapsed < 0) and _changed(previous, fresh):
         return fresh
     return fresh.model_copy(
         update={
