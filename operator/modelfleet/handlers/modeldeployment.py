@@ -303,7 +303,10 @@ def _cost(
     """status.cost with every field fresh, and the ledger's view behind it; the cost series
     on /metrics follow the fresh values (None: no hosted price to compare with)."""
     owner = (md.metadata.namespace, md.metadata.name)
-    node_price = node_prices(view.nodes, prices)
+    hosts = {(p.get("spec") or {}).get("nodeName") for p in view.own_pods}
+    node_price = node_prices(
+        [n for n in view.nodes if (n.get("metadata") or {}).get("name") in hosts], prices
+    )  # only the nodes its pods are on: a resync of each deployment must not price them all
     previous = md.status.cost
     watermark = kube_time(previous.accrued_until) if previous and previous.accrued_until else None
     seen = costs.ledger.see(owner, view.own_pods, node_price, watermark, now)
