@@ -232,7 +232,8 @@ def increase(points: Sequence[Point]) -> float:
     A drop is a reset (the deployment was deleted and created again): the new value counts from
     zero. The first sample's own value never counts: it may hold everything before the window
     (or before Prometheus first scraped the operator), so a deployment created inside the
-    window is short by what it spent before its first sample, one scrape interval at most.
+    window is short by what it had accrued when its series was first scraped (seconds of GPU
+    time: the operator accrues from the pod's scheduling time).
     """
     return cumulative(points)[-1][1] if points else 0.0
 
