@@ -746,9 +746,7 @@ class CostStatus(_Model):
         int | None,
         Field(alias="unpricedGpus", description="GPUs on nodes without a price (not in hourly)."),
     ] = None
-    spend: Annotated[float, Field(description="USD accrued from GPU time, since spendSince.")] = (
-        0.0
-    )
+    spend: Annotated[float, Field(description="USD accrued from GPU time, since spendSince.")] = 0.0
     spend_since: Annotated[
         str | None, Field(alias="spendSince", description="When accrual started (RFC 3339).")
     ] = None
@@ -783,7 +781,9 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(_Model):
     """A standard Kubernetes condition (metav1.Condition shape)."""
 
-    type: Annotated[ConditionType, Field(description="Ready, Progressing, Degraded or BudgetLimited.")]
+    type: Annotated[
+        ConditionType, Field(description="Ready, Progressing, Degraded or BudgetLimited.")
+    ]
     status: Annotated[ConditionStatus, Field(description="True, False or Unknown.")]
     reason: Annotated[str, Field(description="One CamelCase word saying why.")]
     message: Annotated[str, Field(description="What happened, in plain words.")] = ""
@@ -907,6 +907,8 @@ class ObjectMeta(BaseModel):
     namespace: str = "default"
     uid: str = ""
     generation: int = 0
+    # RFC 3339; a namespace budget serves older deployments' minimums first
+    creation_timestamp: str | None = Field(default=None, alias="creationTimestamp")
 
     @field_validator("name")
     @classmethod

@@ -181,7 +181,7 @@ def _reconcile_once(
         _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", False)
         return
     try:
-        for child in children(md, decision):
+        for child in children(md, decision, view.budget_of(md, decision)):
             if already_applied(child, view.live(child["kind"])):
                 continue  # unchanged since the watch last saw it: no write
             metrics.CHILD_APPLIES.labels(child["kind"]).inc()
@@ -270,7 +270,8 @@ def _write_status(
     generation: int | None,
 ) -> None:
     observed = _observe(view)
-    desired = compute_status(md, observed, placement, generation, now=_now())
+    budget = view.budget_of(md, placement)
+    desired = compute_status(md, observed, placement, generation, now=_now(), budget=budget)
     if _write_if_changed(kube, body, md.status, desired):
         _announce(kube, body, md.status, desired)
 
