@@ -107,9 +107,11 @@ def budget_for(
     """
     wants = wants or {}
     name = md.metadata.name
-    price = replica_hourly(placement, nodes, sheet)
     own = md.spec.budget.max_hourly if md.spec.budget is not None else None
     autoscaler_wants = wants.get(name) if md.spec.autoscaled else None
+    if own is None and namespace_budget is None:
+        return Budget(0.0, autoscaler_wants=autoscaler_wants)  # no budget: nothing to price
+    price = replica_hourly(placement, nodes, sheet)
     if namespace_budget is None:
         return Budget(price, own, autoscaler_wants=autoscaler_wants)
     others = []

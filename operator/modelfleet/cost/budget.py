@@ -5,8 +5,8 @@ the replica count never exceeds floor(maxHourly / per-replica hourly), whoever a
 or `kubectl scale`). The steady state may use the whole budget; a rollout then replaces pods
 instead of surging (`surge_allowed`), since a surge replica would go over it.
 
-Namespace budget (set by cluster admins; `share_namespace_budget`), USD per hour over every
-deployment of the namespace:
+Namespace budget (the Namespace's annotation modelfleet.dev/max-hourly-usd, which only cluster
+admins can set; `share_namespace_budget`), USD per hour over every deployment of the namespace:
 
 1. Minimums first, in creation order (oldest first; then namespace/name): each deployment takes
    its minReplicas while the money left pays for them. The first one the money does not cover
