@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
+from modelfleet.cost.budget import NAMESPACE_BUDGET_ANNOTATION
 from modelfleet.dev.cluster import prometheus
 from modelfleet.dev.cluster.build import ensure_helm
 from modelfleet.dev.engine.load import LoadConfig, kube_targets, run_load
@@ -116,6 +118,10 @@ def test_every_dashboard_panel_has_data_after_load(
     queries = panel_queries(board, variables)  # fails here on an unknown variable
     assert len(queries) >= 20, queries  # every panel has its query
 
+    # A namespace budget set by the cluster admin (docs/cost.md), for the namespace headroom.
+    client.CoreV1Api(api).patch_namespace(
+        namespace, {"metadata": {"annotations": {NAMESPACE_BUDGET_ANNOTATION: "20"}}}
+    )
     mds.create(namespace, LOADED, SPEC)
     mds.create(namespace, IDLE, SPEC)
     wait_for_engines(api, namespace, LOADED, 1)

@@ -78,3 +78,15 @@ def test_autoscaler_intervals_go_before_resyncs_that_are_due_earlier() -> None:
     s.observe(B, 5.0, now=1)  # autoscale due at 1, resync at 1
     assert s.due(now=2, limit=1) == [(B, "autoscale")]
     assert s.due(now=2, limit=5) == [(A, "resync"), (B, "resync")]
+
+
+def test_hurry_makes_the_namespaces_other_resyncs_due_now() -> None:
+    s = schedule()
+    other = ("elsewhere", "c")
+    for key in (A, B, other):
+        s.observe(key, None, now=100)
+    s.hurry("ns", now=101, but=A)
+    assert s.due(now=101, limit=10) == [(B, "resync")]
+    s.done(B, "resync", started=101)
+    assert s.entries[B].resync_due == 131  # then its period again
+    assert s.entries[A].resync_due == s.entries[other].resync_due == 115

@@ -907,6 +907,8 @@ class ObjectMeta(BaseModel):
     namespace: str = "default"
     uid: str = ""
     generation: int = 0
+    # RFC 3339; a namespace budget serves older deployments' minimums first
+    creation_timestamp: str | None = Field(default=None, alias="creationTimestamp")
 
     @field_validator("name")
     @classmethod

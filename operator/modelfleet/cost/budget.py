@@ -5,8 +5,8 @@ the replica count never exceeds floor(maxHourly / per-replica hourly), whoever a
 or `kubectl scale`). The steady state may use the whole budget; a rollout then replaces pods
 instead of surging (`surge_allowed`), since a surge replica would go over it.
 
-Namespace budget (set by cluster admins; `share_namespace_budget`), USD per hour over every
-deployment of the namespace:
+Namespace budget (the Namespace's annotation modelfleet.dev/max-hourly-usd, which only cluster
+admins can set; `share_namespace_budget`), USD per hour over every deployment of the namespace:
 
 1. Minimums first, in creation order (oldest first; then namespace/name): each deployment takes
    its minReplicas while the money left pays for them. The first one the money does not cover
@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from modelfleet.api.types import PlacementStatus
 from modelfleet.cost.allocation import Owner
+from modelfleet.cost.node_prices import node_price, parse_gpu_hourly
+from modelfleet.plan.prices import PriceSheet
 
 # Float slack so that 3 replicas at 0.7 fit a budget of 2.1.
 _EPSILON = 1e-9
@@ -200,3 +204,120 @@ def _share(budget: float, claim: BudgetClaim, replicas: int) -> BudgetShare:
                 f"{need} replica(s) at {price:.2f} USD/h each"
             )
     return BudgetShare(claim.owner, replicas, replicas * price, below_min, limited, reason)
+
+
+# --- One deployment's budgets, as a reconcile or the autoscaler applies them -----------------
+
+NAMESPACE_BUDGET_ANNOTATION = "modelfleet.dev/max-hourly-usd"
+
+
+def parse_namespace_budget(value: str | None) -> float | None:
+    """The Namespace annotation's USD per hour; None when absent. A plain decimal number >= 0,
+    like the node price annotation; anything else raises ValueError (never used as a budget)."""
+    if value is None:
+        return None
+    return parse_gpu_hourly(value)
+
+
+def replica_hourly(
+    placement: PlacementStatus, nodes: Iterable[Mapping[str, Any]], sheet: PriceSheet
+) -> float:
+    """USD per hour of one replica for a budget: the dearest node it can land on.
+
+    The Deployment selects nodes by GPU product only, so the scheduler may pick any node of the
+    product with enough GPUs; pricing at the dearest one (node annotation or price sheet) means
+    its choice never overruns the budget. Without such a priced node, the placement's own
+    price; 0 when nothing prices it (then no budget limits it).
+    """
+    dearest: float | None = None
+    for node in nodes:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if labels.get(placement.gpu_label) != placement.gpu_product:
+            continue
+        price = node_price(node, sheet)
+        if (
+            price is None
+            or price.usd_per_gpu_hour is None
+            or price.gpus < placement.gpus_per_replica
+        ):
+            continue
+        dearest = max(dearest or 0.0, price.usd_per_gpu_hour)
+    if dearest is not None:
+        return dearest * placement.gpus_per_replica
+    return placement.hourly_cost_per_replica or 0.0
+
+
+@dataclass(frozen=True)
+class NamespaceBudget:
+    """The namespace budget and what the namespace's other deployments ask of it."""
+
+    budget: float  # USD per hour, the Namespace's annotation
+    owner: Owner  # this deployment
+    created: float  # its creation time (unix seconds)
+    current: int  # replicas it runs now (status.desiredReplicas)
+    others: tuple[BudgetClaim, ...] = ()
+    others_hourly: float = 0.0  # what the other deployments run now, USD per hour
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Every money limit on one deployment's replica count, read once per reconcile."""
+
+    per_replica_hourly: float  # USD per replica-hour for a budget (replica_hourly); 0: unpriced
+    max_hourly: float | None = None  # spec.budget.maxHourly
+    namespace: NamespaceBudget | None = None
+    autoscaler_wants: int | None = None  # the autoscaler's latest count before any budget
+
+    @property
+    def applies(self) -> bool:
+        return self.max_hourly is not None or self.namespace is not None
+
+    def cap(self, wanted: int, min_replicas: int) -> BudgetCap:
+        """`wanted` replicas under the own and the namespace budget.
+
+        Under a namespace budget the count is the deployment's share (share_namespace_budget,
+        with `wanted` as its need); it grows past what it runs now only into money the other
+        deployments do not hold now, so the namespace never runs above its budget while one
+        deployment shrinks to its share and another grows to its own.
+        """
+        price = self.per_replica_hourly
+        own = cap_replicas(wanted, price, self.max_hourly)
+        space = self.namespace
+        if space is None or price <= 0:
+            return own
+        me = BudgetClaim(space.owner, space.created, price, min_replicas, wanted, self.max_hourly)
+        share = share_namespace_budget(space.budget, (*space.others, me)).shares[space.owner]
+        free = space.budget - space.others_hourly
+        room = max(space.current, math.floor(free / price + _EPSILON))
+        if room >= share.replicas or wanted <= room:
+            return BudgetCap(min(wanted, share.replicas), share.limited, share.reason)
+        return BudgetCap(
+            room,
+            True,
+            f"namespace budget {space.budget:.2f} USD/h: {max(free, 0.0):.2f} USD/h not held "
+            f"by other deployments pays for {room} replica(s) at {price:.2f} USD/h each until "
+            f"they shrink to their share ({share.replicas} here); {wanted} wanted",
+        )
+
+    def surge_allowed(self, replicas: int) -> bool:
+        """May a rollout of `replicas` surge one replica above them? Else it replaces."""
+        space = self.namespace
+        headroom = None
+        if space is not None:
+            headroom = space.budget - space.others_hourly - replicas * self.per_replica_hourly
+        return surge_allowed(
+            replicas, self.per_replica_hourly, self.max_hourly, namespace_headroom=headroom
+        )
+
+    def within(self, wanted: int) -> str:
+        """One line with the numbers when `wanted` fits (BudgetLimited=False)."""
+        price = self.per_replica_hourly
+        parts = []
+        if self.max_hourly is not None:
+            parts.append(f"maxHourly {self.max_hourly:.2f} USD/h")
+        if self.namespace is not None:
+            parts.append(f"the namespace budget {self.namespace.budget:.2f} USD/h")
+        return (
+            f"{wanted} replica(s) at {price:.2f} USD/h each ({wanted * price:.2f} USD/h) "
+            f"within {' and '.join(parts)}"
+        )

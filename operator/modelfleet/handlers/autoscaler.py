@@ -14,15 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from modelfleet.api.types import API_VERSION, KIND, ModelDeployment
-from modelfleet.autoscale.count import replica_count
+from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
+from modelfleet.autoscale.budget import within_budget
+from modelfleet.autoscale.count import budget_min_replicas, replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
-from modelfleet.handlers import metrics, scrapes
+from modelfleet.cost.budget import Budget
+from modelfleet.handlers import budgets, metrics, scrapes
+from modelfleet.handlers.budgets import Key
 from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
 from modelfleet.kube.client import Kube, NotLeader
@@ -62,25 +66,54 @@ async def interval_step(
         return None, None
     if isinstance(looked, float):
         scrapes.loops.pace(key, None)
+        budgets.forget(key)
         return None, looked  # not autoscaled now, or reconcile reports an invalid spec
     md = looked
     view = ClusterView.take(memo.indexes, key)  # the loop owns kopf's indexes: read here
     pods = [p for p in view.own_pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     interval = float(md.spec.autoscaling_or_default.interval_seconds)
     scrapes.loops.pace(key, interval)  # samples at least as fresh as the decisions
-    count = replica_count(md.spec, md.status)
+    placement = md.status.placement
+    budget = None if placement is None else view.budget_of(md, placement)
+    count = replica_count(md.spec, md.status, budget)
     if count.manual_scale:
+        budgets.forget(key)
         state = None  # the reconcile takes the manual count first; start observing afresh
-    elif md.status.placement is not None and not unplaceable(md):  # else nothing runs
+    elif placement is not None and budget is not None and not unplaceable(md):
         sample = observe(scrapes.samples, pods, time.monotonic())
         decision = decide(
             md.spec.autoscaling_or_default, Limits.from_spec(md.spec), count.replicas, sample, state
         )
-        if decision.changed:
-            await asyncio.to_thread(apply_decision, view, kube, memo.prices, md, decision)
-        state = decision.state
+        view, budget = _wanting(view, md, placement, key, decision.replicas)
+        minimum = budget_min_replicas(md.spec)
+        capped = within_budget(decision, budget, minimum, count.replicas, state)
+        if capped.changed:
+            await asyncio.to_thread(apply_decision, view, kube, memo.prices, md, capped)
+        elif budget.applies and budget.cap(decision.replicas, minimum).limited != _limited(md):
+            # The count holds but the budget's verdict on what the autoscaler wants changed:
+            # the reconcile rewrites BudgetLimited.
+            await asyncio.to_thread(
+                reconcile, view, kube, *key, memo.prices, raise_on_invalid=False
+            )
+        state = capped.state
     metrics.AUTOSCALER_LAST_DECISION.labels(*key).set(time.time())
     return state, interval
+
+
+def _wanting(
+    view: ClusterView, md: ModelDeployment, placement: PlacementStatus, key: Key, wanted: int
+) -> tuple[ClusterView, Budget]:
+    """Remember what the autoscaler wants before any budget (namespace shares read it), and
+    the view and budget that see it."""
+    budgets.wants[key] = wanted
+    inputs = replace(view.budget, wants={**view.budget.wants, key[1]: wanted})
+    view = replace(view, budget=inputs)
+    return view, view.budget_of(md, placement)
+
+
+def _limited(md: ModelDeployment) -> bool:
+    condition = md.status.condition("BudgetLimited")
+    return condition is not None and condition.status == "True"
 
 
 def look(kube: Kube, namespace: str, name: str) -> ModelDeployment | float | None:

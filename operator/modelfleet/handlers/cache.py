@@ -9,7 +9,8 @@ kopf keeps anyway, answer every read a reconcile or a status refresh needs:
   out server-side);
 - engine_pods, engine_deployments and engine_services: modelfleet's own children, by owner
   (Deployments and Services are label-filtered server-side); a resync applies a child only
-  when it differs from what the watch last saw (render.children.already_applied).
+  when it differs from what the watch last saw (render.children.already_applied);
+- budget_namespaces and budget_deployments (handlers/budgets.py): what a budget reads.
 kopf fills the indexes from the initial listing before it runs any handler, so a restarted
 operator never plans on an empty cluster. They are read in the event loop (ClusterView.take),
 then handed to the pooled thread as plain lists: kopf mutates them only in the loop.
@@ -17,12 +18,16 @@ then handed to the pooled thread as plain lists: kopf mutates them only in the l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
+from modelfleet.api.types import ModelDeployment, PlacementStatus
+from modelfleet.autoscale.budget import budget_for
+from modelfleet.cost.budget import Budget
 from modelfleet.cost.node_prices import GPU_HOURLY_ANNOTATION
+from modelfleet.handlers import budgets
 from modelfleet.plan.inventory import GPU_RESOURCE, pod_gpus
 from modelfleet.render.children import MANAGED_BY, OWNER_LABEL
 
@@ -122,6 +127,7 @@ class ClusterView:
     own_pods: list[dict[str, Any]]
     own_deployment: dict[str, Any] | None
     own_service: dict[str, Any] | None = None
+    budget: budgets.BudgetInputs = field(default_factory=budgets.BudgetInputs)
 
     @classmethod
     def take(cls, indexes: kopf.Memo, key: tuple[str, str]) -> ClusterView:
@@ -134,6 +140,20 @@ class ClusterView:
             own_pods=list(indexes.engine_pods.get(key, [])),
             own_deployment=deployments[0] if deployments else None,
             own_service=services[0] if services else None,
+            budget=budgets.take(indexes, key),
+        )
+
+    def budget_of(self, md: ModelDeployment, placement: PlacementStatus) -> Budget:
+        """The money limits on `md` running on `placement` (own and namespace budget)."""
+        inputs = self.budget
+        return budget_for(
+            md,
+            placement,
+            self.nodes,
+            inputs.prices,
+            inputs.namespace_budget,
+            inputs.neighbours,
+            inputs.wants,
         )
 
     def live(self, kind: str) -> dict[str, Any] | None:

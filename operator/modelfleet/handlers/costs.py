@@ -15,6 +15,7 @@ every GPU node's price and the cluster's split on /metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -40,6 +41,7 @@ from modelfleet.cost import (
     increase,
     node_prices,
 )
+from modelfleet.cost.budget import parse_namespace_budget
 from modelfleet.handlers import metrics
 from modelfleet.handlers.scrapes import PodSample
 from modelfleet.plan.inventory import pod_gpus
@@ -302,7 +304,8 @@ def gpu_pods(pods: Iterable[Mapping[str, Any]]) -> list[GpuPod]:
 def publish_cluster(
     nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]], memo: kopf.Memo
 ) -> None:
-    """Every GPU node's price and the cluster's GPU cost split, on /metrics."""
+    """Every GPU node's price, the cluster's GPU cost split and the namespace budgets, on
+    /metrics."""
     prices = node_prices(nodes, memo.prices)
     split = cluster_cost(prices, gpu_pods(pods))
     metrics.NODE_GPU_HOURLY.clear()
@@ -318,6 +321,13 @@ def publish_cluster(
     ):
         metrics.CLUSTER_HOURLY.labels(allocation).set(usd)
         metrics.CLUSTER_GPUS.labels(allocation).set(gpus)
+    metrics.NAMESPACE_BUDGET_HOURLY.clear()
+    for namespace, values in memo.indexes.budget_namespaces.items():
+        for value in values:
+            with contextlib.suppress(ValueError):  # invalid: logged where budgets are read
+                budget = parse_namespace_budget(value)
+                if budget is not None:
+                    metrics.NAMESPACE_BUDGET_HOURLY.labels(namespace).set(budget)
     if memo.get("opencost"):
         metrics.publish_opencost(prices.values(), _engine_pods(memo))
 

@@ -22,6 +22,7 @@ from modelfleet.cost import ApiPriceError, ApiPriceTable, default_api_prices
 from modelfleet.cost import parse_api_price_overrides as parse_api_prices
 from modelfleet.handlers import (  # noqa: F401 (each registers its handlers with kopf)
     autoscaler,
+    budgets,
     cache,
     costs,
     endpoints,
@@ -51,8 +52,17 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     if "kube" not in memo:
         raise SystemExit("start the operator with `modelfleet run` (it elects a leader first)")
     # kopf keeps these up to date from its watches; ClusterView.take reads them (handlers/cache).
-    names = ("gpu_nodes", "gpu_pods", "engine_pods", "engine_deployments", "engine_services")
+    names = (
+        "gpu_nodes",
+        "gpu_pods",
+        "engine_pods",
+        "engine_deployments",
+        "engine_services",
+        "budget_namespaces",
+        "budget_deployments",
+    )
     memo.indexes = kopf.Memo({name: indexes[name] for name in names})
+    memo.indexes.prices = memo.prices  # budgets price replicas as a reconcile sees the cluster
     cache.watch_selectors(settings)
     # Keep kopf's bookkeeping in annotations: our status schema holds only our own fields.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(

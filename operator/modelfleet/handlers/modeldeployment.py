@@ -190,7 +190,7 @@ def _reconcile_once(
         _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", False)
         return
     try:
-        for child in children(md, decision):
+        for child in children(md, decision, view.budget_of(md, decision)):
             if already_applied(child, view.live(child["kind"])):
                 continue  # unchanged since the watch last saw it: no write
             metrics.CHILD_APPLIES.labels(child["kind"]).inc()
@@ -283,7 +283,8 @@ def _write_status(
 ) -> None:
     observed = _observe(view)
     now = float(int(time.time()))  # whole seconds: the watermark is written as RFC 3339
-    desired = compute_status(md, observed, placement, generation, now=_now())
+    budget = view.budget_of(md, placement)
+    desired = compute_status(md, observed, placement, generation, now=_now(), budget=budget)
     seen, fresh = _cost(view, md, prices, now)
     if fresh is not None:
         cost = written_cost(md.status.cost, fresh, now, costs.settings.write_period, seen.pod_ended)

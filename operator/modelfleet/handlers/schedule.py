@@ -22,7 +22,8 @@ import kopf
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.autoscale.policy import AutoscalerState
-from modelfleet.handlers import autoscaler, costs, metrics
+from modelfleet.cost.budget import NAMESPACE_BUDGET_ANNOTATION
+from modelfleet.handlers import autoscaler, budgets, costs, metrics
 from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, seeing, serial
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,13 @@ class Schedule:
     def forget(self, key: Key) -> None:
         self.entries.pop(key, None)
 
+    def hurry(self, namespace: str, now: float, but: Key | None = None) -> None:
+        """Make the resync of every object of `namespace` (except `but`) due now: something
+        their namespace budget shares changed."""
+        for key, entry in self.entries.items():
+            if key[0] == namespace and key != but:
+                entry.resync_due = min(entry.resync_due, now)
+
     def due(self, now: float, limit: int) -> list[tuple[Key, Kind]]:
         """Work due now, at most `limit`: autoscaler intervals first (they are late when they
         wait; a resync is a safety net), then earliest first. Each is marked busy until done."""
@@ -113,16 +121,31 @@ class Schedule:
 schedule = Schedule(RESYNC_SECONDS)
 
 
+# What each object's namespace-budget share depends on, as last seen (budgets.claim_digest).
+_claims: dict[Key, tuple[Any, ...]] = {}
+# Each namespace's budget annotation as last seen.
+_namespace_budgets: dict[str, str | None] = {}
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def track(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """Keep the schedule's object set level with the cluster's."""
+async def track(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the schedule's object set level with the cluster's; when a change can move the
+    namespace budget's shares, resync the namespace's other objects now."""
     key = (str(body.metadata.namespace), str(body.metadata.name))
     if event.get("type") == "DELETED":
         schedule.forget(key)
         serial.forget(key)
         metrics.forget(*key)
         costs.forget(key)
+        budgets.forget(key)
+        if _claims.pop(key, None) is not None and budgets.has_budget(memo.indexes, key[0]):
+            schedule.hurry(key[0], time.monotonic())
         return
+    digest = budgets.claim_digest(body)
+    if _claims.get(key) != digest:
+        _claims[key] = digest
+        if budgets.has_budget(memo.indexes, key[0]):
+            schedule.hurry(key[0], time.monotonic(), but=key)
     spec = body.get("spec") or {}
     autoscaled = spec.get("maxReplicas") is not None
     interval = float((spec.get("autoscaling") or {}).get("intervalSeconds") or 0) or (
@@ -131,6 +154,19 @@ async def track(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     schedule.observe(key, interval if autoscaled else None, time.monotonic())
     if not autoscaled:
         metrics.forget(*key)  # autoscaling turned off: its decision series goes too
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_budget_changed(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    """A namespace budget set, changed or removed: every object of it resyncs now."""
+    name = str(body.metadata.name)
+    if event.get("type") == "DELETED":
+        _namespace_budgets.pop(name, None)
+        return
+    value = (body.metadata.annotations or {}).get(NAMESPACE_BUDGET_ANNOTATION)
+    if _namespace_budgets.get(name) != value:
+        _namespace_budgets[name] = value
+        schedule.hurry(name, time.monotonic())
 
 
 async def run(memo: kopf.Memo) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
 from modelfleet.autoscale.count import replica_count
+from modelfleet.cost.budget import Budget
 from modelfleet.render.engines import ENGINE_PORT, profile
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -39,9 +40,11 @@ def endpoint_url(md: ModelDeployment) -> str:
     return f"http://{meta.name}.{meta.namespace}.svc.cluster.local:{ENGINE_PORT}/v1"
 
 
-def children(md: ModelDeployment, placement: PlacementStatus) -> list[dict[str, Any]]:
-    """Every object the ModelDeployment owns, in apply order."""
-    return [deployment(md, placement), service(md)]
+def children(
+    md: ModelDeployment, placement: PlacementStatus, budget: Budget | None = None
+) -> list[dict[str, Any]]:
+    """Every object the ModelDeployment owns, in apply order; `budget` caps the replicas."""
+    return [deployment(md, placement, budget), service(md)]
 
 
 def _labels(md: ModelDeployment) -> dict[str, str]:
@@ -72,22 +75,33 @@ def _metadata(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def deployment(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any]:
+# Surge one replica and never take one away first: a rollout must not cut serving capacity;
+# when no GPUs are free for the surge, status explains the wait.
+SURGE = {"maxSurge": 1, "maxUnavailable": 0}
+# Under a budget that cannot pay for one more replica: replace pods one by one instead.
+REPLACE = {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def rollout_strategy(replicas: int, budget: Budget | None) -> dict[str, Any]:
+    """Surge, unless the surge replica would cost more than a budget leaves (surge_allowed)."""
+    surge = budget is None or not budget.applies or budget.surge_allowed(replicas)
+    return {"type": "RollingUpdate", "rollingUpdate": dict(SURGE if surge else REPLACE)}
+
+
+def deployment(
+    md: ModelDeployment, placement: PlacementStatus, budget: Budget | None = None
+) -> dict[str, Any]:
     spec = md.spec
     gpus = placement.gpus_per_replica
+    replicas = replica_count(spec, md.status, budget).replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(md),
         "spec": {
-            "replicas": replica_count(spec, md.status).replicas,
+            "replicas": replicas,
             "selector": {"matchLabels": selector_labels(md)},
-            # Surge one replica and never take one away first: a rollout must not cut serving
-            # capacity; when no GPUs are free for the surge, status explains the wait.
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
+            "strategy": rollout_strategy(replicas, budget),
             "template": {
                 "metadata": {"labels": _labels(md)},
                 "spec": {

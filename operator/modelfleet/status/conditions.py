@@ -18,7 +18,8 @@ from modelfleet.api.types import (
     ModelDeploymentStatus,
     PlacementStatus,
 )
-from modelfleet.autoscale.count import replica_count
+from modelfleet.autoscale.count import ReplicaCount, budget_min_replicas, replica_count
+from modelfleet.cost.budget import Budget
 from modelfleet.render.children import (
     GPU_RESOURCE,
     endpoint_url,
@@ -61,13 +62,15 @@ def compute_status(
     placement: PlacementStatus,
     generation: int | None,
     now: str,
+    budget: Budget | None = None,
 ) -> ModelDeploymentStatus:
     """The status the ModelDeployment should have, given its placement and its children.
 
     `generation` is the spec generation the placement and children were made for: a reconcile
     passes the current one, a status refresh between reconciles keeps the last reconciled one.
+    `budget` caps the count and sets BudgetLimited (absent when no budget applies).
     """
-    count = replica_count(md.spec, md.status)
+    count = replica_count(md.spec, md.status, budget)
     desired = count.replicas
     dep_status = (observed.deployment or {}).get("status") or {}
     existing = int(dep_status.get("replicas") or 0)
@@ -102,6 +105,14 @@ def compute_status(
     else:
         degraded = _Verdict("False", "AsExpected", "")
 
+    verdicts: dict[ConditionType, _Verdict] = {
+        "Ready": ready_verdict,
+        "Progressing": progressing,
+        "Degraded": degraded,
+    }
+    limited = budget_verdict(md, count, budget)
+    if limited is not None:
+        verdicts["BudgetLimited"] = limited
     return ModelDeploymentStatus(
         observed_generation=generation,
         replicas=existing,
@@ -113,13 +124,41 @@ def compute_status(
         seen_spec_replicas=count.seen_spec_replicas,
         last_scale_time=now if count.manual_scale else md.status.last_scale_time,
         last_scale_reason=count.reason if count.manual_scale else md.status.last_scale_reason,
-        conditions=_merge_conditions(
-            md.status,
-            generation,
-            {"Ready": ready_verdict, "Progressing": progressing, "Degraded": degraded},
-            now,
-        ),
+        conditions=_merge_conditions(md.status, generation, verdicts, now),
     )
+
+
+def budget_verdict(
+    md: ModelDeployment, count: ReplicaCount, budget: Budget | None
+) -> _Verdict | None:
+    """BudgetLimited: True while a budget holds the count below what was wanted, with the
+    numbers; False (WithinBudget) otherwise; None (no condition) without any budget.
+
+    With autoscaling, "wanted" is the autoscaler's latest count before the budget when this
+    operator has it (the autoscaler records the capped count, so status alone cannot tell). A
+    count held at the cap keeps its True condition as written: the autoscaler's wish moves with
+    the load, and rewriting the message each time would write status in a steady state.
+    """
+    if budget is None or not budget.applies or count.budget is None:
+        return None
+    previous = md.status.condition("BudgetLimited")
+    held = (
+        md.spec.autoscaled
+        and previous is not None
+        and previous.status == "True"
+        and count.replicas == md.status.desired_replicas
+    )
+    minimum = budget_min_replicas(md.spec)
+    cap = count.budget
+    if md.spec.autoscaled and not count.manual_scale and budget.autoscaler_wants is not None:
+        cap = budget.cap(budget.autoscaler_wants, minimum)
+    if cap.limited or (
+        held and budget.autoscaler_wants is None and budget.cap(count.replicas + 1, minimum).limited
+    ):
+        if held and previous is not None:
+            return _Verdict("True", previous.reason, previous.message)
+        return _Verdict("True", "BudgetLimited", cap.reason)
+    return _Verdict("False", "WithinBudget", budget.within(count.replicas))
 
 
 UNPLACEABLE_REASONS = frozenset({"InvalidSpec", "NoFeasiblePlacement"})
@@ -303,10 +342,17 @@ class Announcement:
 def announcements(
     previous: ModelDeploymentStatus, current: ModelDeploymentStatus
 ) -> list[Announcement]:
-    """Events for scaling and for conditions that changed reason: becoming ready, going wrong."""
+    """Events for scaling and for conditions that changed reason: becoming ready, going wrong,
+    a budget holding the count back (or a new cap) and letting go of it."""
     found = []
     if current.last_scale_time != previous.last_scale_time and current.last_scale_reason:
         found.append(Announcement("Normal", "Scaled", current.last_scale_reason))
+    before, after = previous.condition("BudgetLimited"), current.condition("BudgetLimited")
+    if after is not None and after.status == "True":
+        if before is None or before.status != "True" or before.message != after.message:
+            found.append(Announcement("Warning", "BudgetLimited", after.message))
+    elif after is not None and before is not None and before.status == "True":
+        found.append(Announcement("Normal", "WithinBudget", after.message))
     for type_ in ("Ready", "Degraded"):
         before, after = previous.condition(type_), current.condition(type_)
         if after is None or (before is not None and before.reason == after.reason):
