@@ -175,8 +175,12 @@ def _price_sheet(path: Path | None) -> PriceSheet:
 
 
 def _write_html(report: Report, path: Path) -> None:
-    from modelfleet.cli.cost_html import write_html  # plotly: only for --html
-
+    try:
+        from modelfleet.cli.cost_html import write_html  # plotly: only for --html
+    except ImportError as error:
+        raise CostError(
+            f"--html needs plotly ({error}); install it with: pip install 'modelfleet[report]'", 2
+        ) from None
     try:
         write_html(report, path)
     except OSError as error:
