@@ -146,8 +146,9 @@ def later(seconds: float, **fields: Any) -> CostStatus:
         (later(301, spend=1.01), 301, False, True),
         # the period passed and nothing changed: nothing to write
         (later(900), 900, False, False),
-        # a field appears
-        (later(5, idle_gpu_hours=0.0), 5, False, True),
+        # a field appears (the first scrape answered): it waits for the period too
+        (later(5, idle_gpu_hours=0.0), 5, False, False),
+        (later(301, idle_gpu_hours=0.0), 301, False, True),
         # a pod ended: its time is written while it is known
         (later(5, spend=1.001), 5, True, True),
     ],

@@ -38,6 +38,9 @@ BURST = LoadConfig(rate=4.0, duration=90, prompt_tokens=1000, output_tokens=100,
 SCALE_DOWN_TIMEOUT_SECONDS = 240
 OPERATOR_METRICS_PORT = 8080  # `modelfleet run`'s default
 PROMETHEUS_PORT = 9090  # Prometheus' usual port, or any free one when something holds it
+# Spend and tokens in status every 30 s instead of every 5 minutes: a demo lasts minutes.
+DEMO_ENV = {"MODELFLEET_COST_WRITE_SECONDS": "30"}
+COST_WAIT_SECONDS = 60
 
 
 def _say(message: str) -> None:
@@ -62,7 +65,7 @@ def _start_background(name: str, role: str, kubeconfig: str, *extra_args: str) -
         if is_running(pid, started):
             _say(f"{role} already running (pid {pid})")
             return log
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1", **DEMO_ENV}
     argv = [sys.executable, "-m", "modelfleet.cli", *BACKGROUND[role], *extra_args]
     pid = spawn(argv, log, env)
     pid_file.write_text(f"{pid} {start_time(pid) or 0}")
@@ -202,6 +205,35 @@ def _burst(kubeconfig: Path) -> None:
         _say(f"still above 1 replica after {SCALE_DOWN_TIMEOUT_SECONDS}s: see the operator log")
 
 
+def _cost_report(kubeconfig: str, prometheus_url: str, name: str) -> Path:
+    """Print `modelfleet cost -A` once every deployment's status has spend, and write the HTML
+    report with the history Prometheus holds; returns the HTML file."""
+    with control_plane.api_client(Path(kubeconfig)) as api_client:
+        api: Any = client.CustomObjectsApi(api_client)
+
+        def spending() -> tuple[int, int]:
+            items = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+            costs = [(md.get("status") or {}).get("cost") or {} for md in items]
+            return sum(1 for cost in costs if cost.get("spend")), len(items)
+
+        deadline = time.monotonic() + COST_WAIT_SECONDS
+        while (counts := spending())[0] < counts[1] and time.monotonic() < deadline:
+            _say(f"waiting for spend in status: {counts[0]}/{counts[1]} ModelDeployments")
+            time.sleep(5)
+    _say("the cost report (modelfleet cost -A):")
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    command = [sys.executable, "-m", "modelfleet.cli", "cost", "-A"]
+    subprocess.run(command, env=env, check=False)
+    html = state_dir(name) / "cost-report.html"
+    subprocess.run(
+        [*command, "--prometheus", prometheus_url, "--since", "1h", "--html", str(html)],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    return html
+
+
 def demo(name: str, burst: bool = True) -> int:
     binaries = ensure_binaries()
     _say("starting the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)")
@@ -244,9 +276,11 @@ def demo(name: str, burst: bool = True) -> int:
             "custom-columns=TIME:.lastTimestamp,REASON:.reason,MESSAGE:.message",
         )
         print(events.stdout)
+    html = _cost_report(kubeconfig, prometheus_url, name)
     print(_prometheus_help(prometheus_url))
     print()
     print(
+        f"The cost report as a page: {html}\n"
         f"The cluster, the operator and Prometheus keep running. Try:\n"
         f"  export KUBECONFIG={kubeconfig}\n"
         f"  alias kubectl={binaries.kubectl}\n"

@@ -154,17 +154,14 @@ def written_cost(
     """What to put in status: `fresh`, or `fresh` with the time-based fields as last written.
 
     Time-based fields are refreshed when `force` (a pod ended: its time must be counted while
-    it is still known), when one appears or disappears, or when more than `period` has passed
-    since the watermark and one of them changed (times in whole seconds, so two such writes are
-    always more than `period` apart). Spend grows with every second, so a relative threshold
-    would write a young deployment on every resync; the period alone bounds steady-state writes
-    to one per deployment per `period`.
+    it is still known), or when more than `period` has passed since the watermark and one of
+    them changed; times are whole seconds, so two such writes are always more than `period`
+    apart. A field that appears (tokens after an engine's first scrape) waits too, so a settled
+    deployment is not written when its engine first answers. Spend grows with every second,
+    so a relative threshold would write a young deployment on every resync; the period alone
+    bounds steady-state writes to one per deployment per `period`.
     """
     if previous is None or previous.accrued_until is None or force:
-        return fresh
-    old = _time_based(previous)
-    new = _time_based(fresh)
-    if any((old[key] is None) != (new[key] is None) for key in TIME_BASED):
         return fresh
     elapsed = now - kube_time(previous.accrued_until)
     if (elapsed > period or elapsed < 0) and _changed(previous, fresh):
