@@ -15,17 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 
 from modelfleet.api.base import _cel, _Model
 from modelfleet.api.pod import (
-    NODE_SELECTOR_RULE,
-    NODE_SELECTOR_RULE_MESSAGE,
+    NODE_SELECTOR_KEYS_MESSAGE,
     Affinity,
     EnvFromSource,
     EnvVar,
     HuggingFaceToken,
+    LabelValue,
     LocalObjectReference,
     ResourceOverrides,
     SubdomainName,
     Toleration,
-    valid_node_selector,
+    valid_label_keys,
 )
 
 GROUP = "modelfleet.dev"
@@ -670,7 +670,7 @@ class ModelDeploymentSpec(_Model):
         Field(description="Node and pod (anti-)affinity of the engine pods."),
     ] = None
     node_selector: Annotated[
-        dict[str, str],
+        dict[str, LabelValue],
         Field(
             alias="nodeSelector",
             max_length=32,
@@ -678,7 +678,6 @@ class ModelDeploymentSpec(_Model):
                 "Node labels the engine pods require, merged with the placement's GPU label "
                 "(nvidia.com/gpu.product): on the same key the placement's value wins."
             ),
-            json_schema_extra={"x-kubernetes-validations": [NODE_SELECTOR_RULE]},
         ),
     ] = Field(default_factory=dict)
     priority_class_name: Annotated[
@@ -746,10 +745,9 @@ class ModelDeploymentSpec(_Model):
 
     @field_validator("node_selector")
     @classmethod
-    def _label_selector(cls, selector: dict[str, str]) -> dict[str, str]:
-        """The nodeSelector's CEL rule, again."""
-        if not valid_node_selector(selector):
-            raise ValueError(NODE_SELECTOR_RULE_MESSAGE)
+    def _label_keys(cls, selector: dict[str, str]) -> dict[str, str]:
+        if not valid_label_keys(selector):
+            raise ValueError(NODE_SELECTOR_KEYS_MESSAGE)
         return selector
 
     @property
