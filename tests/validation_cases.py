@@ -315,7 +315,9 @@ CASES: list[Case] = [
     ),
     Case(
         "env-from-ok",
-        _spec(envFrom=[{"secretRef": {"name": "s"}}, {"prefix": "X_", "configMapRef": {"name": "c"}}]),
+        _spec(
+            envFrom=[{"secretRef": {"name": "s"}}, {"prefix": "X_", "configMapRef": {"name": "c"}}]
+        ),
     ),
     Case(
         "env-from-empty",
@@ -440,7 +442,9 @@ CASES: list[Case] = [
             affinity={
                 "nodeAffinity": {
                     "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Is"}]}]
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "a", "operator": "Is"}]}
+                        ]
                     }
                 }
             }

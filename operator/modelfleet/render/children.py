@@ -170,7 +170,9 @@ def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[s
     if command:
         container["command"] = command
     if spec.env_from:
-        container["envFrom"] = [e.model_dump(by_alias=True, exclude_none=True) for e in spec.env_from]
+        container["envFrom"] = [
+            e.model_dump(by_alias=True, exclude_none=True) for e in spec.env_from
+        ]
     return container
 
 

@@ -88,12 +88,10 @@ def container_resources(
             request = default_request
             if limit is not None and parse_quantity(limit) < parse_quantity(default_request):
                 request = limit  # a limit given alone caps the default request
-        if limit is None:
-            if resource == "memory":
-                default_limit = base["limits"]["memory"]
-                limit = max(request, default_limit, key=parse_quantity)
-                if wanted_requests is not None and wanted_requests.memory is not None:
-                    limit = request  # the memory limit follows a given request
+        if limit is None and resource == "memory":
+            limit = max(request, base["limits"]["memory"], key=parse_quantity)
+            if wanted_requests is not None and wanted_requests.memory is not None:
+                limit = request  # the memory limit follows a given request
         requests[resource] = request
         if limit is not None:
             limits[resource] = limit
