@@ -54,6 +54,32 @@ def _arch(**overrides: Any) -> dict[str, Any]:
     return {**PHI_4, **overrides}
 
 
+_SECRET_ENV: dict[str, Any] = {
+    "name": "WANDB_API_KEY",
+    "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "key"}},
+}
+_AFFINITY: dict[str, Any] = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["inference"]}]}
+            ]
+        }
+    },
+    "podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 50,
+                "podAffinityTerm": {
+                    "labelSelector": {"matchLabels": {"app": "x"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                },
+            }
+        ]
+    },
+}
+
+
 def _named(id_: str, name: str, words: str | None = NAME_WORDS) -> Case:
     return Case(id_, BASE, None if words is None else "metadata.name", words or "", name=name)
 
@@ -235,6 +261,224 @@ CASES: list[Case] = [
         _spec(architecture=PHI_4, maxContextLength=32768),
         "spec.maxContextLength",
         "must not exceed architecture.maxContext",
+    ),
+    # gated models and secrets: env, envFrom, huggingFaceToken
+    Case("env-ok", _spec(env=[{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}, _SECRET_ENV])),
+    Case("env-empty-value", _spec(env=[{"name": "EMPTY", "value": ""}])),
+    Case(
+        "env-reserved",
+        _spec(env=[{"name": "HF_TOKEN", "value": "hf_x"}]),
+        "spec.env",
+        "must not set HF_HOME",
+    ),
+    Case("env-hf-home", _spec(env=[{"name": "HF_HOME", "value": "/x"}]), "spec.env", "HF_HOME"),
+    Case(
+        "env-duplicate",
+        _spec(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        "spec.env",
+        "env names must be unique",
+    ),
+    Case(
+        "env-value-and-source",
+        _spec(env=[{**_SECRET_ENV, "value": "x"}]),
+        "spec.env[0].valueFrom",
+        "value or valueFrom, not both",
+    ),
+    Case(
+        "env-source-empty",
+        _spec(env=[{"name": "X", "valueFrom": {}}]),
+        "spec.env[0].valueFrom",
+        "exactly one of secretKeyRef and configMapKeyRef",
+    ),
+    Case(
+        "env-source-both",
+        _spec(
+            env=[
+                {
+                    "name": "X",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                        "configMapKeyRef": {"name": "c", "key": "k"},
+                    },
+                }
+            ]
+        ),
+        "spec.env[0].valueFrom",
+        "exactly one of secretKeyRef and configMapKeyRef",
+    ),
+    Case("env-name-digit", _spec(env=[{"name": "1X", "value": "1"}]), "spec.env[0].name", "match"),
+    Case(
+        "env-secret-no-key",
+        _spec(env=[{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s"}}}]),
+        "spec.env[0].valueFrom.secretKeyRef.key",
+        "required",
+    ),
+    Case(
+        "env-from-ok",
+        _spec(
+            envFrom=[{"secretRef": {"name": "s"}}, {"prefix": "X_", "configMapRef": {"name": "c"}}]
+        ),
+    ),
+    Case(
+        "env-from-empty",
+        _spec(envFrom=[{"prefix": "A_"}]),
+        "spec.envFrom[0]",
+        "exactly one of secretRef and configMapRef",
+    ),
+    Case("hf-token-ok", _spec(huggingFaceToken={"secretKeyRef": {"name": "hf", "key": "token"}})),
+    Case(
+        "hf-token-no-key",
+        _spec(huggingFaceToken={"secretKeyRef": {"name": "hf"}}),
+        "spec.huggingFaceToken.secretKeyRef.key",
+        "required",
+    ),
+    Case(
+        "hf-token-bad-name",
+        _spec(huggingFaceToken={"secretKeyRef": {"name": "HF_Token", "key": "token"}}),
+        "spec.huggingFaceToken.secretKeyRef.name",
+        "match",
+    ),
+    Case(
+        "hf-token-plain",
+        _spec(huggingFaceToken="hf_x"),
+        "spec.huggingFaceToken",  # "must be of type object" / "a valid dictionary"
+    ),
+    # pod hygiene: resources, scheduling, identity
+    Case("resources-ok", _spec(resources={"requests": {"cpu": "500m"}, "limits": {"cpu": "1"}})),
+    Case(
+        "resources-memory-ok",
+        _spec(resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "1024Mi"}}),
+    ),
+    Case(
+        "resources-gpu",
+        _spec(resources={"limits": {"nvidia.com/gpu": "1"}}),
+        "spec.resources.limits.nvidia.com/gpu",
+    ),
+    Case(
+        "resources-bad-quantity",
+        _spec(resources={"requests": {"cpu": "four"}}),
+        "spec.resources.requests.cpu",
+        "match",
+    ),
+    Case(
+        "resources-int",
+        _spec(resources={"requests": {"cpu": 4}}),
+        "spec.resources.requests.cpu",
+        "string",
+    ),
+    Case(
+        "resources-memory-request-above-limit",
+        _spec(resources={"requests": {"memory": "64Gi"}, "limits": {"memory": "32Gi"}}),
+        "spec.resources.requests.memory",
+        "requests.memory must not exceed limits.memory",
+    ),
+    Case(
+        "resources-cpu-request-above-limit",
+        _spec(resources={"requests": {"cpu": "1500m"}, "limits": {"cpu": "1"}}),
+        "spec.resources.requests.cpu",
+        "requests.cpu must not exceed limits.cpu",
+    ),
+    Case(
+        "tolerations-ok",
+        _spec(
+            tolerations=[
+                {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+                {"operator": "Exists"},
+            ]
+        ),
+    ),
+    Case(
+        "toleration-exists-value",
+        _spec(tolerations=[{"key": "a", "operator": "Exists", "value": "b"}]),
+        "spec.tolerations[0].value",
+        "operator Exists takes no value",
+    ),
+    Case(
+        "toleration-effect",
+        _spec(tolerations=[{"key": "a", "effect": "Never"}]),
+        "spec.tolerations[0].effect",
+        "NoExecute",
+    ),
+    Case("node-selector-ok", _spec(nodeSelector={"topology.kubernetes.io/zone": "us-east-1a"})),
+    # (keys are the operator's check: tests/unit/test_types.py)
+    Case("node-selector-bad-value", _spec(nodeSelector={"pool": "a b"}), "spec.nodeSelector.pool"),
+    Case(
+        "node-selector-long-value",
+        _spec(nodeSelector={"pool": "a" * 64}),
+        "spec.nodeSelector.pool",
+        "63",
+    ),
+    Case("affinity-ok", _spec(affinity=_AFFINITY)),
+    Case(
+        "affinity-no-topology-key",
+        _spec(
+            affinity={
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {}}]
+                }
+            }
+        ),
+        "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+        ".topologyKey",
+        "required",
+    ),
+    Case(
+        "affinity-weight-0",
+        _spec(
+            affinity={
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 0, "preference": {}}
+                    ]
+                }
+            }
+        ),
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+        "greater than or equal to 1",
+    ),
+    Case(
+        "affinity-operator",
+        _spec(
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "a", "operator": "Is"}]}
+                        ]
+                    }
+                }
+            }
+        ),
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+        ".nodeSelectorTerms[0].matchExpressions[0].operator",
+        "DoesNotExist",
+    ),
+    Case(
+        "identity-ok",
+        _spec(
+            priorityClassName="inference-high",
+            serviceAccountName="engines",
+            automountServiceAccountToken=True,
+            imagePullSecrets=[{"name": "registry"}],
+        ),
+    ),
+    Case(
+        "priority-class-bad",
+        _spec(priorityClassName="High"),
+        "spec.priorityClassName",
+        "match",
+    ),
+    Case(
+        "automount-text",
+        _spec(automountServiceAccountToken="false"),
+        "spec.automountServiceAccountToken",
+        "boolean",
+    ),
+    Case(
+        "pull-secret-no-name",
+        _spec(imagePullSecrets=[{}]),
+        "spec.imagePullSecrets[0].name",
+        "required",
     ),
 ]
 

@@ -266,7 +266,7 @@ def test_a_steady_deployment_is_not_churned_by_periodic_reconciles(
     def child_applies() -> float:
         return sum(
             counter("modelfleet_child_applies_total", {"kind": kind})
-            for kind in ("Deployment", "Service")
+            for kind in ("Deployment", "Service", "PodDisruptionBudget")
         )
 
     applies = child_applies()

@@ -38,8 +38,32 @@ def _schema() -> dict[str, Any]:
 
 
 def test_schema_is_structural() -> None:
-    forbidden = {"$ref", "$defs", "anyOf", "allOf", "const", "title", "additionalProperties"}
+    forbidden = {"$ref", "$defs", "anyOf", "allOf", "const", "title"}
     assert [path for path, key in _keys(_schema()) if key in forbidden] == []
+
+
+def _parents_of(node: Any, key: str, trail: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        if key in node:
+            found.append((trail, node))
+        for name, value in node.items():
+            found.extend(_parents_of(value, key, f"{trail}.{name}"))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_parents_of(value, key, f"{trail}[{i}]"))
+    return found
+
+
+def test_maps_are_typed_and_objects_closed() -> None:
+    """additionalProperties only as a map's value schema (pydantic's `false` for closed
+    objects is not structural), and never beside properties."""
+    maps = _parents_of(_schema(), "additionalProperties")
+    assert maps, "nodeSelector and matchLabels are maps"
+    for path, node in maps:
+        assert isinstance(node["additionalProperties"], dict), path
+        assert "properties" not in node, path
+        assert node["type"] == "object", path
 
 
 def test_every_spec_field_is_described() -> None:
@@ -91,6 +115,12 @@ def test_cel_rules_carry_field_paths() -> None:
         ".minReplicas",
         ".maxReplicas",
         ".maxContextLength",
+        ".env",
+    }
+    resources = _schema()["properties"]["spec"]["properties"]["resources"]
+    assert {r["fieldPath"] for r in resources["x-kubernetes-validations"]} == {
+        ".requests.cpu",
+        ".requests.memory",
     }
     architecture = _schema()["properties"]["spec"]["properties"]["architecture"]
     assert {r["fieldPath"] for r in architecture["x-kubernetes-validations"]} == {

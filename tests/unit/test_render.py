@@ -46,7 +46,8 @@ def test_engine_container(
     assert container["image"].startswith(image_prefix)
     for arg in expected_args:
         assert arg in container["args"]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": str(gpus)}
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == str(gpus)
     assert container["ports"][0]["containerPort"] == 8000
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"

@@ -23,7 +23,7 @@ from modelfleet.api.types import (
     ModelDeploymentStatus,
 )
 
-_DROPPED_KEYS = {"title", "additionalProperties", "$defs"}
+_DROPPED_KEYS = {"title", "$defs"}
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
@@ -82,6 +82,9 @@ def _convert(node: Any, definitions: dict[str, Any]) -> Any:
         value = node.get(exclusive)
         if isinstance(value, int | float) and not isinstance(value, bool):
             node = {**node, bound: value, exclusive: True}
+    if isinstance(node.get("additionalProperties"), bool):
+        # extra="forbid" says false; the API server takes only a schema here (maps' values).
+        node = {k: v for k, v in node.items() if k != "additionalProperties"}
     if "enum" in node and "type" not in node:
         node = {**node, "type": "string"}
     if node.get("default", object()) is None:

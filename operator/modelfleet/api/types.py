@@ -13,6 +13,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from modelfleet.api.base import _cel, _Model
+from modelfleet.api.pod import (
+    NODE_SELECTOR_KEYS_MESSAGE,
+    Affinity,
+    EnvFromSource,
+    EnvVar,
+    HuggingFaceToken,
+    LabelValue,
+    LocalObjectReference,
+    ResourceOverrides,
+    SubdomainName,
+    Toleration,
+    valid_label_keys,
+)
+
 GROUP = "modelfleet.dev"
 VERSION = "v1alpha1"
 KIND = "ModelDeployment"
@@ -35,30 +50,6 @@ class Engine(StrEnum):
     VLLM = "vllm"
     SGLANG = "sglang"
     LLAMACPP = "llamacpp"
-
-
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
-    validation: dict[str, JsonValue] = {"rule": rule, "message": message}
-    if field_path:
-        validation["fieldPath"] = field_path
-    return validation
-
-
-class _Model(BaseModel):
-    """Strict like the API server's schema: "2" or true is not an integer, "0.5" not a number."""
-
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, use_enum_values=True, strict=True
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        """The API server drops a null field (then defaults it), so `replicas:` left empty in a
-        manifest is replicas 1 to kubectl; the same here."""
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None}
-        return data
 
 
 class GPURequest(_Model):
@@ -422,6 +413,15 @@ KV_CACHE_ARGS_RULE_MESSAGE = (
     "(remove one of the two)"
 )
 CONTEXT_RULE_MESSAGE = "maxContextLength must not exceed architecture.maxContext"
+# Environment variables modelfleet sets in the engine container (render/children.py and the
+# engines' token names in render/engines.py): spec.env must not override them.
+RESERVED_ENV = ("HF_HOME", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+RESERVED_ENV_RULE_MESSAGE = (
+    "env must not set "
+    + ", ".join(RESERVED_ENV)
+    + ": modelfleet sets them (give a Hugging Face token as huggingFaceToken)"
+)
+UNIQUE_ENV_RULE_MESSAGE = "env names must be unique"
 MIN_MAX_RULE_MESSAGE = "minReplicas must not exceed maxReplicas"
 NEEDS_MAX_RULE_MESSAGE = (
     "minReplicas and autoscaling need maxReplicas: autoscaling is on when maxReplicas is set"
@@ -461,6 +461,18 @@ _SPEC_RULES: list[JsonValue] = [
         "|| self.maxContextLength <= self.architecture.maxContext",
         CONTEXT_RULE_MESSAGE,
         ".maxContextLength",
+    ),
+    _cel(
+        "!has(self.env) || self.env.all(e, "
+        + " && ".join(f"e.name != '{name}'" for name in RESERVED_ENV)
+        + ")",
+        RESERVED_ENV_RULE_MESSAGE,
+        ".env",
+    ),
+    _cel(
+        "!has(self.env) || self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+        UNIQUE_ENV_RULE_MESSAGE,
+        ".env",
     ),
 ]
 
@@ -602,6 +614,101 @@ class ModelDeploymentSpec(_Model):
             description="Additional engine command-line arguments, appended after ours.",
         ),
     ] = Field(default_factory=list)
+    hugging_face_token: Annotated[
+        HuggingFaceToken | None,
+        Field(
+            alias="huggingFaceToken",
+            description=(
+                "Hugging Face access token for gated or private models: a key of a Secret in "
+                "this namespace. Passed to the engine as HF_TOKEN (and HUGGING_FACE_HUB_TOKEN "
+                "for vllm and sglang) by reference; it never appears in the Deployment, status, "
+                "Events or logs."
+            ),
+        ),
+    ] = None
+    env: Annotated[
+        list[EnvVar],
+        Field(
+            max_length=64,
+            description=(
+                "Environment variables of the engine container, after modelfleet's own ("
+                + ", ".join(RESERVED_ENV)
+                + " are modelfleet's and refused here). Secrets by valueFrom.secretKeyRef."
+            ),
+        ),
+    ] = Field(default_factory=list)
+    env_from: Annotated[
+        list[EnvFromSource],
+        Field(
+            alias="envFrom",
+            max_length=16,
+            description=(
+                "Secrets and ConfigMaps whose keys become environment variables; a name also "
+                "set by env (or by modelfleet) keeps that value."
+            ),
+        ),
+    ] = Field(default_factory=list)
+    resources: Annotated[
+        ResourceOverrides | None,
+        Field(
+            description=(
+                "CPU and memory of the engine container. Default: derived from the model and "
+                "engine (docs/pods.md): memory request = limit = weights + /dev/shm + engine "
+                "overhead; CPU request per GPU, no CPU limit. GPUs come from the placement."
+            ),
+        ),
+    ] = None
+    tolerations: Annotated[
+        list[Toleration],
+        Field(
+            max_length=32,
+            description="Taints the engine pods tolerate, besides the GPU taint (always).",
+        ),
+    ] = Field(default_factory=list)
+    affinity: Annotated[
+        Affinity | None,
+        Field(description="Node and pod (anti-)affinity of the engine pods."),
+    ] = None
+    node_selector: Annotated[
+        dict[str, LabelValue],
+        Field(
+            alias="nodeSelector",
+            max_length=32,
+            description=(
+                "Node labels the engine pods require, merged with the placement's GPU label "
+                "(nvidia.com/gpu.product): on the same key the placement's value wins."
+            ),
+        ),
+    ] = Field(default_factory=dict)
+    priority_class_name: Annotated[
+        SubdomainName | None,
+        Field(alias="priorityClassName", description="PriorityClass of the engine pods."),
+    ] = None
+    image_pull_secrets: Annotated[
+        list[LocalObjectReference],
+        Field(
+            alias="imagePullSecrets",
+            max_length=16,
+            description="Secrets to pull the engine image with (a private registry or mirror).",
+        ),
+    ] = Field(default_factory=list)
+    service_account_name: Annotated[
+        SubdomainName | None,
+        Field(
+            alias="serviceAccountName",
+            description="ServiceAccount of the engine pods (default: the namespace's default).",
+        ),
+    ] = None
+    automount_service_account_token: Annotated[
+        bool,
+        Field(
+            alias="automountServiceAccountToken",
+            description=(
+                "Mount the ServiceAccount's API token in the engine pods. Default false: "
+                "engines never call the Kubernetes API."
+            ),
+        ),
+    ] = False
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ModelDeploymentSpec:
@@ -629,7 +736,19 @@ class ModelDeploymentSpec(_Model):
             and self.min_replicas > self.max_replicas
         ):
             raise ValueError(MIN_MAX_RULE_MESSAGE)
+        names = [variable.name for variable in self.env]
+        if any(name in RESERVED_ENV for name in names):
+            raise ValueError(RESERVED_ENV_RULE_MESSAGE)
+        if len(set(names)) != len(names):
+            raise ValueError(UNIQUE_ENV_RULE_MESSAGE)
         return self
+
+    @field_validator("node_selector")
+    @classmethod
+    def _label_keys(cls, selector: dict[str, str]) -> dict[str, str]:
+        if not valid_label_keys(selector):
+            raise ValueError(NODE_SELECTOR_KEYS_MESSAGE)
+        return selector
 
     @property
     def autoscaled(self) -> bool:

@@ -7,9 +7,10 @@ kopf keeps anyway, answer every read a reconcile or a status refresh needs:
 - gpu_pods: pods that hold GPUs on a node, slimmed to node, GPUs and owner labels (other
   workloads' GPUs count too, so this watch cannot be label-filtered; terminal pods are filtered
   out server-side);
-- engine_pods, engine_deployments and engine_services: modelfleet's own children, by owner
-  (Deployments and Services are label-filtered server-side); a resync applies a child only
-  when it differs from what the watch last saw (render.children.already_applied);
+- engine_pods, engine_deployments, engine_services and engine_pdbs: modelfleet's own children,
+  by owner (Deployments, Services and PodDisruptionBudgets are label-filtered server-side); a
+  resync applies a child only when it differs from what the watch last saw
+  (render.children.already_applied);
 - budget_namespaces and budget_deployments (handlers/budgets.py): what a budget reads.
 kopf fills the indexes from the initial listing before it runs any handler, so a restarted
 operator never plans on an empty cluster. They are read in the event loop (ClusterView.take),
@@ -34,12 +35,24 @@ from modelfleet.render.children import MANAGED_BY, OWNER_LABEL
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+# The kopf indexes below, by name (handlers.main hands them to ClusterView.take).
+INDEXES = (
+    "gpu_nodes",
+    "gpu_pods",
+    "engine_pods",
+    "engine_deployments",
+    "engine_services",
+    "engine_pdbs",
+    "budget_namespaces",
+    "budget_deployments",
+)
 
 
 def watch_selectors(settings: kopf.OperatorSettings) -> None:
     """Server-side filters on the watch streams (and their initial lists)."""
     settings.watching.label_selectors["apps", "deployments"] = CHILD_SELECTOR
     settings.watching.label_selectors["", "services"] = CHILD_SELECTOR
+    settings.watching.label_selectors["policy", "poddisruptionbudgets"] = CHILD_SELECTOR
     settings.watching.field_selectors["", "pods"] = LIVE_PODS
 
 
@@ -108,6 +121,16 @@ def engine_services(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str
     return {_owner(body): _without_managed_fields(body)}
 
 
+@kopf.index(
+    "policy",
+    "v1",
+    "poddisruptionbudgets",
+    labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY},
+)
+def engine_pdbs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {_owner(body): _without_managed_fields(body)}
+
+
 def _owner(body: kopf.Body) -> tuple[str, str]:
     return str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL])
 
@@ -127,6 +150,7 @@ class ClusterView:
     own_pods: list[dict[str, Any]]
     own_deployment: dict[str, Any] | None
     own_service: dict[str, Any] | None = None
+    own_pdb: dict[str, Any] | None = None
     budget: budgets.BudgetInputs = field(default_factory=budgets.BudgetInputs)
 
     @classmethod
@@ -134,12 +158,14 @@ class ClusterView:
         """Copy in the event loop (kopf changes the indexes there), before a thread reads it."""
         deployments = list(indexes.engine_deployments.get(key, []))
         services = list(indexes.engine_services.get(key, []))
+        pdbs = list(indexes.engine_pdbs.get(key, []))
         return cls(
             nodes=list(indexes.gpu_nodes.get(None, [])),
             gpu_pods=list(indexes.gpu_pods.get(None, [])),
             own_pods=list(indexes.engine_pods.get(key, [])),
             own_deployment=deployments[0] if deployments else None,
             own_service=services[0] if services else None,
+            own_pdb=pdbs[0] if pdbs else None,
             budget=budgets.take(indexes, key),
         )
 
@@ -158,4 +184,8 @@ class ClusterView:
 
     def live(self, kind: str) -> dict[str, Any] | None:
         """The child of that kind as the watch last saw it."""
-        return {"Deployment": self.own_deployment, "Service": self.own_service}.get(kind)
+        return {
+            "Deployment": self.own_deployment,
+            "Service": self.own_service,
+            "PodDisruptionBudget": self.own_pdb,
+        }.get(kind)

@@ -52,16 +52,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     if "kube" not in memo:
         raise SystemExit("start the operator with `modelfleet run` (it elects a leader first)")
     # kopf keeps these up to date from its watches; ClusterView.take reads them (handlers/cache).
-    names = (
-        "gpu_nodes",
-        "gpu_pods",
-        "engine_pods",
-        "engine_deployments",
-        "engine_services",
-        "budget_namespaces",
-        "budget_deployments",
-    )
-    memo.indexes = kopf.Memo({name: indexes[name] for name in names})
+    memo.indexes = kopf.Memo({name: indexes[name] for name in cache.INDEXES})
     memo.indexes.prices = memo.prices  # budgets price replicas as a reconcile sees the cluster
     cache.watch_selectors(settings)
     # Keep kopf's bookkeeping in annotations: our status schema holds only our own fields.

@@ -1,4 +1,5 @@
-"""Desired child objects of a ModelDeployment: a Deployment of engine pods and a Service.
+"""Desired child objects of a ModelDeployment: a Deployment of engine pods, a Service and a
+PodDisruptionBudget.
 
 Pure: the same ModelDeployment always renders the same objects, with deterministic names and an
 owner reference, so applying them again is a no-op and deleting the owner collects them.
@@ -13,6 +14,7 @@ from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementSt
 from modelfleet.autoscale.count import replica_count
 from modelfleet.cost.budget import Budget
 from modelfleet.render.engines import ENGINE_PORT, profile
+from modelfleet.render.resources import SHM_PER_GPU_GIB, container_resources, shm_gib
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -20,7 +22,8 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 OWNER_LABEL = "modelfleet.dev/deployment"
 ENGINE_LABEL = "modelfleet.dev/engine"
 MANAGED_BY = "modelfleet"
-SHM_PER_GPU_GIB = 8
+__all__ = ["SHM_PER_GPU_GIB"]  # re-exported: it used to live here
+MODEL_DIR = "/models"
 MODEL_LOAD_TIMEOUT_SECONDS = 30 * 60
 PORT_NAME = "http"
 
@@ -44,7 +47,7 @@ def children(
     md: ModelDeployment, placement: PlacementStatus, budget: Budget | None = None
 ) -> list[dict[str, Any]]:
     """Every object the ModelDeployment owns, in apply order; `budget` caps the replicas."""
-    return [deployment(md, placement, budget), service(md)]
+    return [deployment(md, placement, budget), service(md), disruption_budget(md)]
 
 
 def _labels(md: ModelDeployment) -> dict[str, str]:
@@ -92,7 +95,6 @@ def deployment(
     md: ModelDeployment, placement: PlacementStatus, budget: Budget | None = None
 ) -> dict[str, Any]:
     spec = md.spec
-    gpus = placement.gpus_per_replica
     replicas = replica_count(spec, md.status, budget).replicas
     return {
         "apiVersion": "apps/v1",
@@ -104,28 +106,47 @@ def deployment(
             "strategy": rollout_strategy(replicas, budget),
             "template": {
                 "metadata": {"labels": _labels(md)},
-                "spec": {
-                    "nodeSelector": {placement.gpu_label: placement.gpu_product},
-                    "tolerations": [
-                        {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-                    ],
-                    "containers": [_engine_container(md, placement)],
-                    "volumes": [
-                        {
-                            "name": "dshm",
-                            "emptyDir": {
-                                "medium": "Memory",
-                                "sizeLimit": f"{SHM_PER_GPU_GIB * gpus}Gi",
-                            },
-                        },
-                        {"name": "model-cache", "emptyDir": {}},
-                    ],
-                    # Engines drain in-flight requests on SIGTERM; long generations need time.
-                    "terminationGracePeriodSeconds": 60,
-                },
+                "spec": pod_spec(md, placement),
             },
         },
     }
+
+
+def pod_spec(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any]:
+    """The engine pod: the placement's GPUs, the user's scheduling and identity, hardened."""
+    spec = md.spec
+    pod: dict[str, Any] = {
+        # The user's labels first: on the same key the placement's GPU label wins.
+        "nodeSelector": {**spec.node_selector, placement.gpu_label: placement.gpu_product},
+        "tolerations": [
+            {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+            *(t.model_dump(by_alias=True, exclude_none=True) for t in spec.tolerations),
+        ],
+        "automountServiceAccountToken": spec.automount_service_account_token,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_engine_container(md, placement)],
+        "volumes": [
+            {
+                "name": "dshm",
+                "emptyDir": {
+                    "medium": "Memory",
+                    "sizeLimit": f"{shm_gib(placement.gpus_per_replica)}Gi",
+                },
+            },
+            {"name": "model-cache", "emptyDir": {}},
+        ],
+        # Engines drain in-flight requests on SIGTERM; long generations need time.
+        "terminationGracePeriodSeconds": 60,
+    }
+    if spec.affinity is not None:
+        pod["affinity"] = spec.affinity.model_dump(by_alias=True, exclude_defaults=True)
+    if spec.priority_class_name:
+        pod["priorityClassName"] = spec.priority_class_name
+    if spec.service_account_name:
+        pod["serviceAccountName"] = spec.service_account_name
+    if spec.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s.name} for s in spec.image_pull_secrets]
+    return pod
 
 
 def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any]:
@@ -137,10 +158,13 @@ def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[s
         "image": spec.image or engine.image,
         "args": engine.args(spec, placement),
         "ports": [{"name": PORT_NAME, "containerPort": ENGINE_PORT, "protocol": "TCP"}],
-        "env": [{"name": "HF_HOME", "value": "/models"}],
-        "resources": {
-            "limits": {GPU_RESOURCE: str(placement.gpus_per_replica)},
-            "requests": {GPU_RESOURCE: str(placement.gpus_per_replica)},
+        "env": environment(md),
+        "resources": container_resources(md, placement, GPU_RESOURCE),
+        # Engines need no privilege: no escalation, no Linux capabilities. Root and a writable
+        # root filesystem stay (docs/pods.md: the engine images write caches under $HOME).
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
         },
         # Loading weights can take many minutes: the startup probe allows for it, so liveness
         # never kills a replica that is still loading.
@@ -153,13 +177,35 @@ def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[s
         "livenessProbe": {**health, "periodSeconds": 10, "failureThreshold": 6},
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
-            {"name": "model-cache", "mountPath": "/models"},
+            {"name": "model-cache", "mountPath": MODEL_DIR},
         ],
     }
     command = engine.command()
     if command:
         container["command"] = command
+    if spec.env_from:
+        container["envFrom"] = [
+            e.model_dump(by_alias=True, exclude_none=True) for e in spec.env_from
+        ]
     return container
+
+
+def environment(md: ModelDeployment) -> list[dict[str, Any]]:
+    """modelfleet's variables, then the user's (api.types.RESERVED_ENV keeps them apart).
+
+    The Hugging Face token is a reference to the user's Secret under each name the engine
+    reads: the kubelet resolves it, so its value is in no object modelfleet writes.
+    """
+    spec = md.spec
+    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": MODEL_DIR}]
+    if spec.hugging_face_token is not None:
+        ref = spec.hugging_face_token.secret_key_ref.model_dump(by_alias=True, exclude_none=True)
+        env += [
+            {"name": name, "valueFrom": {"secretKeyRef": ref}}
+            for name in profile(spec.engine).token_env
+        ]
+    env += [variable.model_dump(by_alias=True, exclude_none=True) for variable in spec.env]
+    return env
 
 
 def service(md: ModelDeployment) -> dict[str, Any]:
@@ -173,6 +219,25 @@ def service(md: ModelDeployment) -> dict[str, Any]:
             "ports": [
                 {"name": PORT_NAME, "port": ENGINE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
             ],
+        },
+    }
+
+
+def disruption_budget(md: ModelDeployment) -> dict[str, Any]:
+    """At most one engine pod down to voluntary disruptions (node drains, evictions).
+
+    maxUnavailable, not minAvailable: a one-replica deployment never blocks a drain, and the
+    budget follows the replica count without being rewritten. AlwaysAllow lets a drain evict a
+    pod that is not Ready (still loading weights, or crash-looping) rather than wait on it.
+    """
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(md),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(md)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 

@@ -33,6 +33,13 @@ class EngineProfile:
     health_path: str
     metrics_path: str
     metrics: EngineMetrics
+    # Environment variables the engine reads a Hugging Face token from (spec.huggingFaceToken).
+    token_env: tuple[str, ...] = ("HF_TOKEN",)
+    # Host resources (render/resources.py): cores for the server process plus one worker per
+    # GPU, and host memory of the runtime itself beside the weights and /dev/shm.
+    cpu_base: int = 1
+    cpu_per_gpu: int = 2
+    host_overhead_gib: int = 4
 
     def command(self) -> list[str] | None:
         """Container command; None keeps the image's entrypoint."""
@@ -104,6 +111,8 @@ class EngineProfile:
         return own + list(spec.extra_args)
 
 
+# Every engine image, pinned by release (a floating tag would change engines under running
+# deployments at the next pull). spec.image overrides one per deployment.
 PROFILES: dict[Engine, EngineProfile] = {
     Engine.VLLM: EngineProfile(
         engine=Engine.VLLM,
@@ -117,6 +126,8 @@ PROFILES: dict[Engine, EngineProfile] = {
             prompt_tokens="vllm:prompt_tokens_total",
             generation_tokens="vllm:generation_tokens_total",
         ),
+        # huggingface_hub reads HF_TOKEN; releases before 0.20 read only the older name.
+        token_env=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
     ),
     Engine.SGLANG: EngineProfile(
         engine=Engine.SGLANG,
@@ -130,10 +141,12 @@ PROFILES: dict[Engine, EngineProfile] = {
             prompt_tokens="sglang:prompt_tokens_total",
             generation_tokens="sglang:generation_tokens_total",
         ),
+        token_env=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
     ),
     Engine.LLAMACPP: EngineProfile(
         engine=Engine.LLAMACPP,
-        image="ghcr.io/ggml-org/llama.cpp:server-cuda",
+        # Build b9246 of the server image (the rolling server-cuda tag broke at b9282).
+        image="ghcr.io/ggml-org/llama.cpp:server-cuda-b9246",
         health_path="/health",
         metrics_path="/metrics",
         metrics=EngineMetrics(
@@ -143,6 +156,10 @@ PROFILES: dict[Engine, EngineProfile] = {
             prompt_tokens="llamacpp:prompt_tokens_total",
             generation_tokens="llamacpp:tokens_predicted_total",
         ),
+        # llama-server reads --hf-token's default from HF_TOKEN; a C++ server with the weights
+        # on the GPUs needs fewer host cores and less runtime memory than a Python engine.
+        cpu_per_gpu=1,
+        host_overhead_gib=2,
     ),
 }
 
