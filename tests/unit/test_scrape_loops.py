@@ -282,6 +282,46 @@ def test_a_pod_that_changed_is_scraped_at_its_new_address() -> None:
     with_loops(scenario, {SCRAPED.ip: ANSWER, "10.1.0.9": ANSWER})
 
 
+def test_a_terminating_pod_is_scraped_once_more_for_its_counters() -> None:
+    last = EngineSample(ANSWER.load, prompt_tokens=900.0, generation_tokens=90.0)
+
+    async def main() -> None:
+        loops = Loops(Samples(), period=100.0, jitter=lambda: 0.5)  # no periodic scrape soon
+        heard: list[PodSample] = []
+        loops.samples.listeners.append(heard.append)  # as the cost ledger listens
+        scraper = FakeScraper({SCRAPED.ip: ANSWER})
+        runner = asyncio.create_task(loops.run(scraper))  # type: ignore[arg-type]
+        try:
+            loops.want(SCRAPED.key, SCRAPED)
+            await until(lambda: len(heard) == 1, "the first scrape")
+            scraper.answers[SCRAPED.ip] = last  # what it served until it was told to stop
+            loops.want(SCRAPED.key, None, last_call=True)
+            await until(lambda: len(heard) == 2, "the last scrape", timeout=2)
+            assert heard[-1].engine == last and heard[-1].pod == SCRAPED
+            assert loops.scraping == set()
+            assert len(loops.samples) == 0  # its load is not kept: it takes no new requests
+            await asyncio.sleep(0.05)
+            assert len(scraper.calls) == 2
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def test_a_pod_that_goes_away_is_not_scraped_again() -> None:
+    async def scenario(loops: Loops, scraper: FakeScraper) -> None:
+        loops.want(SCRAPED.key, SCRAPED)
+        await until(lambda: scraper.calls, "a first scrape")
+        loops.want(SCRAPED.key, None)  # deleted, or not ready: no last call
+        await until(lambda: loops.scraping == set(), "the pod's loop stopped")
+        calls = len(scraper.calls)
+        await asyncio.sleep(0.1)
+        assert len(scraper.calls) == calls
+
+    with_loops(scenario, {SCRAPED.ip: ANSWER})
+
+
 def test_a_failing_scrape_is_counted_and_the_loop_goes_on() -> None:
     class Broken(FakeScraper):
         async def sample(self, pod_ip: str, engine: EngineProfile) -> EngineSample | None:
