@@ -12,6 +12,14 @@ kopf keeps anyway, answer every read a reconcile or a status refresh needs:
   resync applies a child only when it differs from what the watch last saw
   (render.children.already_applied);
 - budget_namespaces and budget_deployments (handlers/budgets.py): what a budget reads.
+Every engine index keeps a slimmed copy with interned strings, never the watched body (issue 10:
+at a thousand deployments the full bodies were ~48 KB of Python objects per deployment, the
+slimmed ones ~20 KB): a pod keeps identity, labels, times, node, containers' names and
+resources, phase, IP, conditions and container states; a Deployment, Service or
+PodDisruptionBudget keeps apiVersion, kind, identity, labels, annotations, owner references and
+the whole spec (already_applied compares every rendered field), and a Deployment its replica
+counts and conditions. A new reader of a dropped field must add it here
+(tests/unit/test_cache_slim.py checks the readers on full and slim bodies).
 kopf fills the indexes from the initial listing before it runs any handler, so a restarted
 operator never plans on an empty cluster. They are read in the event loop (ClusterView.take),
 then handed to the pooled thread as plain lists: kopf mutates them only in the loop.
@@ -19,6 +27,8 @@ then handed to the pooled thread as plain lists: kopf mutates them only in the l
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,14 +56,24 @@ INDEXES = (
     "budget_namespaces",
     "budget_deployments",
 )
+# kopf keeps one worker per object that had an event, holding that event's whole body, until no
+# event came for this long (kopf's default: 5 s): during a rollout of hundreds of deployments that
+# is hundreds of full bodies at once. A worker that exits is started again by the next event.
+IDLE_WORKER_SECONDS = 0.5
+# The initial listing of each watched resource in pages of this many objects, not one response
+# holding every object (a restart at a thousand deployments lists thousands of pods).
+LIST_CHUNK = 200
 
 
 def watch_selectors(settings: kopf.OperatorSettings) -> None:
-    """Server-side filters on the watch streams (and their initial lists)."""
+    """Server-side filters on the watch streams (and their initial lists), and how much of each
+    stream kopf holds at once (issue 10: memory)."""
     settings.watching.label_selectors["apps", "deployments"] = CHILD_SELECTOR
     settings.watching.label_selectors["", "services"] = CHILD_SELECTOR
     settings.watching.label_selectors["policy", "poddisruptionbudgets"] = CHILD_SELECTOR
     settings.watching.field_selectors["", "pods"] = LIVE_PODS
+    settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
+    settings.watching.chunk_size = LIST_CHUNK
 
 
 @kopf.index("", "v1", "nodes")
@@ -61,27 +81,31 @@ def gpu_nodes(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
     status = body.get("status") or {}
     name = body.metadata.name
     return {
-        None: {
-            "metadata": {
-                "name": name,
-                "labels": dict(body.metadata.labels or {}),
-                "annotations": {
-                    key: value
-                    for key, value in (body.metadata.annotations or {}).items()
-                    if key == GPU_HOURLY_ANNOTATION
+        None: _compact(
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": dict(body.metadata.labels or {}),
+                    "annotations": {
+                        key: value
+                        for key, value in (body.metadata.annotations or {}).items()
+                        if key == GPU_HOURLY_ANNOTATION
+                    },
                 },
-            },
-            "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
-            "status": {
-                "allocatable": {GPU_RESOURCE: (status.get("allocatable") or {}).get(GPU_RESOURCE)},
-                "capacity": {GPU_RESOURCE: (status.get("capacity") or {}).get(GPU_RESOURCE)},
-                "conditions": [
-                    {"type": c.get("type"), "status": c.get("status")}
-                    for c in status.get("conditions") or []
-                    if c.get("type") == "Ready"
-                ],
-            },
-        }
+                "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
+                "status": {
+                    "allocatable": {
+                        GPU_RESOURCE: (status.get("allocatable") or {}).get(GPU_RESOURCE)
+                    },
+                    "capacity": {GPU_RESOURCE: (status.get("capacity") or {}).get(GPU_RESOURCE)},
+                    "conditions": [
+                        {"type": c.get("type"), "status": c.get("status")}
+                        for c in status.get("conditions") or []
+                        if c.get("type") == "Ready"
+                    ],
+                },
+            }
+        )
     }
 
 
@@ -93,32 +117,34 @@ def gpu_pods(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]] | None:
     if not node or not gpus:
         return None  # holds no GPU (yet)
     return {
-        None: {
-            "metadata": {"namespace": namespace, "labels": dict(body.metadata.labels or {})},
-            "spec": {
-                "nodeName": node,
-                "containers": [{"resources": {"limits": {GPU_RESOURCE: str(gpus)}}}],
-            },
-            "status": {"phase": (body.get("status") or {}).get("phase")},
-        }
+        None: _compact(
+            {
+                "metadata": {"namespace": namespace, "labels": dict(body.metadata.labels or {})},
+                "spec": {
+                    "nodeName": node,
+                    "containers": [{"resources": {"limits": {GPU_RESOURCE: str(gpus)}}}],
+                },
+                "status": {"phase": (body.get("status") or {}).get("phase")},
+            }
+        )
     }
 
 
 @kopf.index("", "v1", "pods", labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})
 def engine_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {_owner(body): _without_managed_fields(body)}
+    return {_owner(body): slim_pod(body)}
 
 
 @kopf.index(
     "apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY}
 )
 def engine_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {_owner(body): _without_managed_fields(body)}
+    return {_owner(body): slim_deployment(body)}
 
 
 @kopf.index("", "v1", "services", labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})
 def engine_services(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {_owner(body): _without_managed_fields(body)}
+    return {_owner(body): slim_service(body)}
 
 
 @kopf.index(
@@ -128,17 +154,115 @@ def engine_services(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str
     labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY},
 )
 def engine_pdbs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {_owner(body): _without_managed_fields(body)}
+    return {_owner(body): slim_service(body)}  # like a Service: the whole spec, no status
 
 
 def _owner(body: kopf.Body) -> tuple[str, str]:
     return str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL])
 
 
-def _without_managed_fields(body: kopf.Body) -> dict[str, Any]:
-    raw = dict(body)
-    raw["metadata"] = {k: v for k, v in raw.get("metadata", {}).items() if k != "managedFields"}
-    return raw
+# What the readers of the engine indexes read; everything else of the watched body is dropped.
+# Readers: status/conditions.compute_status, handlers/modeldeployment (_observe, cost wiring),
+# handlers/autoscaler (render.children.serving, scrapes.Samples.load), cost/spend.pod_interval,
+# handlers/metrics.publish_opencost, and render.children.already_applied for the live
+# Deployment and Service (every field the operator renders: apiVersion, kind, metadata name,
+# namespace, labels, annotations, ownerReferences, and the whole spec).
+POD_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "labels",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+POD_CONTAINER = ("name", "resources")
+POD_STATUS = ("phase", "podIP")
+POD_CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
+CONTAINER_STATUS = ("name", "ready", "restartCount", "state")
+CHILD_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "labels",
+    "annotations",
+    "ownerReferences",
+)
+DEPLOYMENT_STATUS = (
+    "observedGeneration",
+    "replicas",
+    "readyReplicas",
+    "updatedReplicas",
+    "availableReplicas",
+    "unavailableReplicas",
+)
+DEPLOYMENT_CONDITION = ("type", "status", "reason", "message")
+
+
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An engine pod as its readers see it: identity, labels, times, node, GPUs, readiness."""
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    slim: dict[str, Any] = {"metadata": _pick(body.get("metadata") or {}, POD_METADATA)}
+    slim["spec"] = _pick(spec, ("nodeName",))
+    for key in ("containers", "initContainers"):
+        if key in spec:
+            slim["spec"][key] = [_pick(c, POD_CONTAINER) for c in spec[key] or []]
+    slim["status"] = _pick(status, POD_STATUS)
+    if "conditions" in status:
+        slim["status"]["conditions"] = [_pick(c, POD_CONDITION) for c in status["conditions"] or []]
+    if "containerStatuses" in status:
+        slim["status"]["containerStatuses"] = [
+            _pick(c, CONTAINER_STATUS) for c in status["containerStatuses"] or []
+        ]
+    return _compact(slim)
+
+
+def slim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An engine Deployment: what already_applied compares (the whole spec), and its rollout."""
+    status = body.get("status") or {}
+    slim = _slim_child(body)
+    slim["status"] = _pick(status, DEPLOYMENT_STATUS)
+    if "conditions" in status:
+        slim["status"]["conditions"] = [
+            _pick(c, DEPLOYMENT_CONDITION) for c in status["conditions"] or []
+        ]
+    return _compact(slim)
+
+
+def slim_service(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An engine Service: what already_applied compares (the whole spec); no status."""
+    return _compact(_slim_child(body))
+
+
+def _slim_child(body: Mapping[str, Any]) -> dict[str, Any]:
+    slim = _pick(body, ("apiVersion", "kind", "spec"))
+    slim["metadata"] = _pick(body.get("metadata") or {}, CHILD_METADATA)
+    return slim
+
+
+def _pick(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The keys of `mapping` that are present (an absent key stays absent, a null stays null)."""
+    return {key: mapping[key] for key in keys if key in mapping}
+
+
+def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with every string interned: the thousands of bodies in the indexes share one copy
+    of each key ("metadata", "app.kubernetes.io/managed-by", ...) and of each repeated value
+    (images, probe paths, label values), where JSON decoding gives every object its own."""
+    return {_intern(key): _compact_value(value) for key, value in mapping.items()}
+
+
+def _compact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _compact(value)
+    if isinstance(value, list):
+        return [_compact_value(item) for item in value]
+    return _intern(value)
+
+
+def _intern(value: Any) -> Any:
+    return sys.intern(value) if type(value) is str else value
 
 
 @dataclass(frozen=True)
