@@ -8,9 +8,9 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 import yaml
@@ -45,6 +45,7 @@ NAMESPACE_ENV = "MODELFLEET_NAMESPACE"
 LEASE_NAME = "modelfleet-autoscaler"
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @kopf.on.startup()
@@ -74,30 +75,27 @@ def load_price_sheet(path: str | None) -> PriceSheet:
     """
     if not path:
         return PriceSheet()
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-        return parse_price_overrides(data, prefix=path)
-    except OSError as error:
-        raise SystemExit(f"price overrides {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise SystemExit(f"price overrides {path}: not YAML: {error}") from error
-    except PriceSheetError as error:
-        raise SystemExit("invalid price overrides:\n  " + "\n  ".join(error.errors)) from error
+    return _load_overrides(path, "price overrides", parse_price_overrides)
 
 
 def load_api_prices(path: str | None) -> ApiPriceTable:
     """Hosted-API token prices, overridden by a YAML file (docs/cost.md), checked at start-up."""
     if not path:
         return default_api_prices()
+    return _load_overrides(path, "API price overrides", parse_api_prices)
+
+
+def _load_overrides(path: str, what: str, parse: Callable[..., T]) -> T:
+    """A YAML overrides file parsed by `parse`; any problem ends the process naming the file."""
     try:
         data = yaml.safe_load(Path(path).read_text())
-        return parse_api_prices(data, prefix=path)
+        return parse(data, prefix=path)
     except OSError as error:
-        raise SystemExit(f"API price overrides {path}: {error.strerror}") from error
+        raise SystemExit(f"{what} {path}: {error.strerror}") from error
     except yaml.YAMLError as error:
-        raise SystemExit(f"API price overrides {path}: not YAML: {error}") from error
-    except ApiPriceError as error:
-        raise SystemExit("invalid API price overrides:\n  " + "\n  ".join(error.errors)) from error
+        raise SystemExit(f"{what} {path}: not YAML: {error}") from error
+    except (PriceSheetError, ApiPriceError) as error:
+        raise SystemExit(f"invalid {what}:\n  " + "\n  ".join(error.errors)) from error
 
 
 def cost_write_seconds(raw: str | None) -> float:
