@@ -82,3 +82,53 @@ def test_opencost_names_when_asked() -> None:
     assert sample("container_gpu_allocation", labels) == 2
     metrics.stopped_leading()  # a standby publishes nothing
     assert sample("container_gpu_allocation", labels) is None
+
+
+def test_deployment_series_follow_the_fresh_cost_block_and_go_with_the_deployment() -> None:
+    from modelfleet.api.types import (
+        ApiEquivalentStatus,
+        CostStatus,
+        ModelDeployment,
+        PerMillionTokens,
+        TokenCounts,
+    )
+    from modelfleet.cost import default_api_prices
+
+    row = default_api_prices().find("openai/gpt-4o")
+    assert row is not None
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "qwen", "namespace": "team"},
+            "spec": {"model": "Qwen/Qwen2.5-7B-Instruct", "budget": {"maxHourly": 3.0}},
+        }
+    )
+    cost = CostStatus(
+        hourly=1.4,
+        gpus=2,
+        spend=0.5,
+        tokens=TokenCounts(input=1000, output=200),
+        per_million_tokens=PerMillionTokens(output=None, total=2.5),
+        api_equivalent=ApiEquivalentStatus(usd=0.01, compare_to=row.key, as_of=row.as_of),
+    )
+    metrics.stopped_leading()
+    costs.publish_deployment(md, cost, row, pods=2)
+    who = {"namespace": "team", "name": "qwen"}
+    assert sample("modelfleet_deployment_hourly_cost_usd", who) == 1.4
+    assert sample("modelfleet_deployment_spend_usd", who) == 0.5
+    assert sample("modelfleet_deployment_gpus", who) == 2
+    assert sample("modelfleet_deployment_replicas", who) == 2
+    assert sample("modelfleet_deployment_budget_hourly_usd", who) == 3.0
+    assert sample("modelfleet_deployment_tokens", {**who, "direction": "output"}) == 200
+    assert (
+        sample("modelfleet_deployment_cost_per_million_tokens_usd", {**who, "kind": "total"}) == 2.5
+    )
+    # nothing generated: no per-output figure rather than a made-up one
+    assert (
+        sample("modelfleet_deployment_cost_per_million_tokens_usd", {**who, "kind": "output"})
+        is None
+    )
+    priced = {**who, "compare_to": row.key, "direction": "output"}
+    assert sample("modelfleet_deployment_api_price_per_million_tokens_usd", priced) == row.output
+    assert sample("modelfleet_deployment_idle_gpu_hours", who) is None  # unknown: absent
+    metrics.forget("team", "qwen")
+    assert sample("modelfleet_deployment_hourly_cost_usd", who) is None

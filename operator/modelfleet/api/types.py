@@ -197,7 +197,7 @@ class CostSpec(_Model):
             pattern=r"^[^/\s]+/\S+$",
             description=(
                 "Hosted API model to compare with, as provider/model from the API price table "
-                "(e.g. openai/gpt-4o-mini). Default: one picked for the model's class, shown in "
+                "(e.g. openai/gpt-4o). Default: one picked for the model's class, shown in "
                 "status.cost.apiEquivalent.compareTo."
             ),
         ),

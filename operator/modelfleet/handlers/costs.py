@@ -243,46 +243,28 @@ def _difference(now: Tokens, before: Tokens) -> tuple[float, float]:
 ledger = Ledger()
 
 
-_compared: dict[Owner, str] = {}  # the compare_to label each deployment's series carry
-
-
 def publish_deployment(md: ModelDeployment, cost: CostStatus, row: ApiPrice, pods: int) -> None:
     """One deployment's cost series, from its fresh cost block (fresher than its status)."""
     owner = (md.metadata.namespace, md.metadata.name)
-    if _compared.get(owner) not in (None, row.key):
-        for gauge in (metrics.COST_API_PRICE, metrics.COST_API_EQUIVALENT):
-            metrics.forget_deployment_series(gauge, *owner)
-    _compared[owner] = row.key
-    metrics.COST_HOURLY.labels(*owner).set(cost.hourly)
-    metrics.COST_SPEND.labels(*owner).set(cost.spend)
-    metrics.DEPLOYMENT_REPLICAS.labels(*owner).set(pods)
-    metrics.DEPLOYMENT_GPUS.labels(*owner).set(cost.gpus)
-    tokens = cost.tokens
-    if tokens is not None:
-        metrics.COST_TOKENS.labels(*owner, "input").set(tokens.input)
-        metrics.COST_TOKENS.labels(*owner, "output").set(tokens.output)
-    per_million = cost.per_million_tokens
-    if per_million is not None:
-        metrics.COST_PER_MILLION.labels(*owner, "total").set(per_million.total)
-        if per_million.output is not None:
-            metrics.COST_PER_MILLION.labels(*owner, "output").set(per_million.output)
-    metrics.COST_API_PRICE.labels(*owner, row.key, "input").set(row.input)
-    metrics.COST_API_PRICE.labels(*owner, row.key, "output").set(row.output)
-    if cost.api_equivalent is not None:
-        metrics.COST_API_EQUIVALENT.labels(*owner, row.key).set(cost.api_equivalent.usd)
-    if cost.idle_gpu_hours is not None:
-        metrics.COST_IDLE_GPU_HOURS.labels(*owner).set(cost.idle_gpu_hours)
-    budget = md.spec.budget.max_hourly if md.spec.budget is not None else None
-    if budget is not None:
-        metrics.BUDGET_HOURLY.labels(*owner).set(budget)
-    else:
-        metrics.forget_deployment_series(metrics.BUDGET_HOURLY, *owner)
+    tokens, per_million = cost.tokens, cost.per_million_tokens
+    metrics.DEPLOYMENT_COSTS.deployments[owner] = metrics.DeploymentCost(
+        hourly=cost.hourly,
+        spend=cost.spend,
+        replicas=pods,
+        gpus=cost.gpus,
+        compare_to=row.key,
+        api_price=(row.input, row.output),
+        tokens=(tokens.input, tokens.output) if tokens is not None else None,
+        per_million=(per_million.output, per_million.total) if per_million is not None else None,
+        api_equivalent=cost.api_equivalent.usd if cost.api_equivalent is not None else None,
+        idle_gpu_hours=cost.idle_gpu_hours,
+        budget=md.spec.budget.max_hourly if md.spec.budget is not None else None,
+    )
 
 
 def forget(owner: Owner) -> None:
-    """A deleted deployment: its ledger and series go (metrics.forget drops the series)."""
+    """A deleted deployment: its ledger goes (metrics.forget drops its series)."""
     ledger.forget(owner)
-    _compared.pop(owner, None)
 
 
 def gpu_pods(pods: Iterable[Mapping[str, Any]]) -> list[GpuPod]:

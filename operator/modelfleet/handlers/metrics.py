@@ -7,10 +7,13 @@ this instance stops leading (a standby reports no object). Later features add th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from modelfleet.cost import NodePrice
 from modelfleet.plan.inventory import GPU_RESOURCE
@@ -86,69 +89,121 @@ AUTOSCALER_LAST_DECISION = Gauge(
 )
 
 
-# Cost (docs/cost.md). Per deployment: label namespace and name; USD throughout.
-DEPLOYMENT_LABELS = ["namespace", "name"]
-COST_HOURLY = Gauge(
-    "modelfleet_deployment_hourly_cost_usd",
-    "USD per hour now of a ModelDeployment's pods that hold GPUs (loading and surge included).",
-    DEPLOYMENT_LABELS,
-    registry=REGISTRY,
-)
-COST_SPEND = Gauge(
-    "modelfleet_deployment_spend_usd",
-    "USD accrued by a ModelDeployment since status.cost.spendSince (fresher than its status).",
-    DEPLOYMENT_LABELS,
-    registry=REGISTRY,
-)
-COST_TOKENS = Gauge(
-    "modelfleet_deployment_tokens",
-    "Tokens a ModelDeployment served to date, by direction (input, output); restarts of "
-    "engines and of the operator do not reset it.",
-    [*DEPLOYMENT_LABELS, "direction"],
-    registry=REGISTRY,
-)
-COST_PER_MILLION = Gauge(
-    "modelfleet_deployment_cost_per_million_tokens_usd",
-    "USD per 1M tokens over the last hour, by kind: output (per output token) or total.",
-    [*DEPLOYMENT_LABELS, "kind"],
-    registry=REGISTRY,
-)
-COST_API_PRICE = Gauge(
-    "modelfleet_deployment_api_price_per_million_tokens_usd",
-    "The compared hosted API's USD per 1M tokens, by direction (input, output).",
-    [*DEPLOYMENT_LABELS, "compare_to", "direction"],
-    registry=REGISTRY,
-)
-COST_API_EQUIVALENT = Gauge(
-    "modelfleet_deployment_api_equivalent_usd",
-    "What the tokens served to date would have cost on the compared hosted API.",
-    [*DEPLOYMENT_LABELS, "compare_to"],
-    registry=REGISTRY,
-)
-COST_IDLE_GPU_HOURS = Gauge(
-    "modelfleet_deployment_idle_gpu_hours",
-    "GPU-hours over the last hour of a ModelDeployment's replicas that served no token.",
-    DEPLOYMENT_LABELS,
-    registry=REGISTRY,
-)
-DEPLOYMENT_REPLICAS = Gauge(
-    "modelfleet_deployment_replicas",
-    "Pods of a ModelDeployment that hold GPUs now.",
-    DEPLOYMENT_LABELS,
-    registry=REGISTRY,
-)
-DEPLOYMENT_GPUS = Gauge(
-    "modelfleet_deployment_gpus",
-    "GPUs a ModelDeployment's pods hold now.",
-    DEPLOYMENT_LABELS,
-    registry=REGISTRY,
-)
-BUDGET_HOURLY = Gauge(
-    "modelfleet_deployment_budget_hourly_usd",
-    "spec.budget.maxHourly of a ModelDeployment (absent without a budget).",
-    DEPLOYMENT_LABELS,
-    registry=REGISTRY,
-)
+# Cost (docs/cost.md). Per deployment: labels namespace and name; USD throughout. A thousand
+# deployments with a dozen series each as prometheus_client children would hold ~9 MB of
+# objects (one lock each); the collector below keeps one small tuple per deployment instead and
+# writes the series when scraped.
+
+
+@dataclass(frozen=True)
+class DeploymentCost:
+    """One deployment's cost series, as of its last reconcile or status refresh."""
+
+    hourly: float
+    spend: float
+    replicas: int
+    gpus: int
+    compare_to: str
+    api_price: tuple[float, float]  # USD per 1M input, output tokens
+    tokens: tuple[float, float] | None = None  # input, output
+    per_million: tuple[float | None, float] | None = None  # output, total
+    api_equivalent: float | None = None
+    idle_gpu_hours: float | None = None
+    budget: float | None = None
+
+
+class CostCollector(Collector):
+    """The per-deployment cost series from one dict, written out at each scrape."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[tuple[str, str], DeploymentCost] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["namespace", "name"]
+        families = {
+            "hourly": GaugeMetricFamily(
+                "modelfleet_deployment_hourly_cost_usd",
+                "USD per hour now of a ModelDeployment's pods that hold GPUs (loading and surge "
+                "included).",
+                labels=labels,
+            ),
+            "spend": GaugeMetricFamily(
+                "modelfleet_deployment_spend_usd",
+                "USD accrued by a ModelDeployment since status.cost.spendSince (fresher than its "
+                "status).",
+                labels=labels,
+            ),
+            "tokens": GaugeMetricFamily(
+                "modelfleet_deployment_tokens",
+                "Tokens a ModelDeployment served to date, by direction (input, output); restarts "
+                "of engines and of the operator do not reset it.",
+                labels=[*labels, "direction"],
+            ),
+            "per_million": GaugeMetricFamily(
+                "modelfleet_deployment_cost_per_million_tokens_usd",
+                "USD per 1M tokens over the last hour, by kind: output (per output token) or "
+                "total.",
+                labels=[*labels, "kind"],
+            ),
+            "api_price": GaugeMetricFamily(
+                "modelfleet_deployment_api_price_per_million_tokens_usd",
+                "The compared hosted API's USD per 1M tokens, by direction (input, output).",
+                labels=[*labels, "compare_to", "direction"],
+            ),
+            "api_equivalent": GaugeMetricFamily(
+                "modelfleet_deployment_api_equivalent_usd",
+                "What the tokens served to date would have cost on the compared hosted API.",
+                labels=[*labels, "compare_to"],
+            ),
+            "idle": GaugeMetricFamily(
+                "modelfleet_deployment_idle_gpu_hours",
+                "GPU-hours over the last hour of a ModelDeployment's replicas that served no "
+                "token.",
+                labels=labels,
+            ),
+            "replicas": GaugeMetricFamily(
+                "modelfleet_deployment_replicas",
+                "Pods of a ModelDeployment that hold GPUs now.",
+                labels=labels,
+            ),
+            "gpus": GaugeMetricFamily(
+                "modelfleet_deployment_gpus",
+                "GPUs a ModelDeployment's pods hold now.",
+                labels=labels,
+            ),
+            "budget": GaugeMetricFamily(
+                "modelfleet_deployment_budget_hourly_usd",
+                "spec.budget.maxHourly of a ModelDeployment (absent without a budget).",
+                labels=labels,
+            ),
+        }
+        for (namespace, name), cost in list(self.deployments.items()):
+            key = [namespace, name]
+            families["hourly"].add_metric(key, cost.hourly)
+            families["spend"].add_metric(key, cost.spend)
+            families["replicas"].add_metric(key, cost.replicas)
+            families["gpus"].add_metric(key, cost.gpus)
+            for direction, usd in zip(("input", "output"), cost.api_price, strict=True):
+                families["api_price"].add_metric([*key, cost.compare_to, direction], usd)
+            if cost.tokens is not None:
+                for direction, count in zip(("input", "output"), cost.tokens, strict=True):
+                    families["tokens"].add_metric([*key, direction], count)
+            if cost.per_million is not None:
+                output, total = cost.per_million
+                families["per_million"].add_metric([*key, "total"], total)
+                if output is not None:
+                    families["per_million"].add_metric([*key, "output"], output)
+            if cost.api_equivalent is not None:
+                families["api_equivalent"].add_metric([*key, cost.compare_to], cost.api_equivalent)
+            if cost.idle_gpu_hours is not None:
+                families["idle"].add_metric(key, cost.idle_gpu_hours)
+            if cost.budget is not None:
+                families["budget"].add_metric(key, cost.budget)
+        yield from families.values()
+
+
+DEPLOYMENT_COSTS = CostCollector()
+REGISTRY.register(DEPLOYMENT_COSTS)
 NAMESPACE_BUDGET_HOURLY = Gauge(
     "modelfleet_namespace_budget_hourly_usd",
     "A namespace's budget, USD per hour over its ModelDeployments (absent without one).",
@@ -187,18 +242,6 @@ OPENCOST_CONTAINER_GPUS = Gauge(
     ["namespace", "pod", "container", "node"],
     registry=REGISTRY,
 )
-PER_DEPLOYMENT = (
-    COST_HOURLY,
-    COST_SPEND,
-    COST_TOKENS,
-    COST_PER_MILLION,
-    COST_API_PRICE,
-    COST_API_EQUIVALENT,
-    COST_IDLE_GPU_HOURS,
-    DEPLOYMENT_REPLICAS,
-    DEPLOYMENT_GPUS,
-    BUDGET_HOURLY,
-)
 
 
 def publish_opencost(prices: Iterable[NodePrice], engine_pods: Iterable[Mapping[str, Any]]) -> None:
@@ -227,27 +270,15 @@ def forget(namespace: str, name: str) -> None:
     """Drop a deleted object's series."""
     with contextlib.suppress(KeyError):
         AUTOSCALER_LAST_DECISION.remove(namespace, name)
-    for gauge in PER_DEPLOYMENT:
-        forget_deployment_series(gauge, namespace, name)
-
-
-def forget_deployment_series(gauge: Gauge, namespace: str, name: str) -> None:
-    """Remove every series of one deployment from a gauge, whatever its other labels."""
-    for labels in [
-        values
-        for values in list(gauge._metrics)  # prometheus_client has no lookup by label prefix
-        if values[:2] == (namespace, name)
-    ]:
-        with contextlib.suppress(KeyError):
-            gauge.remove(*labels)
+    DEPLOYMENT_COSTS.deployments.pop((namespace, name), None)
 
 
 def stopped_leading() -> None:
     """kopf stopped: drop every per-object series (the next leader reports them; objects
     deleted meanwhile would never be forgotten here) and zero the work in flight."""
     AUTOSCALER_LAST_DECISION.clear()
+    DEPLOYMENT_COSTS.deployments.clear()
     for gauge in (
-        *PER_DEPLOYMENT,
         NAMESPACE_BUDGET_HOURLY,
         NODE_GPU_HOURLY,
         CLUSTER_HOURLY,
