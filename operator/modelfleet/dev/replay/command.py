@@ -28,7 +28,7 @@ from modelfleet.autoscale.policy import Limits
 from modelfleet.catalog.gpus import default_gpus
 from modelfleet.cli.tables import table
 from modelfleet.cli.yaml_files import read_documents
-from modelfleet.dev.replay.fleet import Engine, EngineFactory
+from modelfleet.dev.replay.fleet import ROUTINGS, Engine, EngineFactory
 from modelfleet.dev.replay.metrics import Result
 from modelfleet.dev.replay.policies import KUBEAI_TARGET_REQUESTS
 from modelfleet.dev.replay.runner import POLICIES, Setup, ratios, run_policies
@@ -97,8 +97,12 @@ def add_simulate_command(commands: Any) -> None:
         "  static-peak  fewest fixed replicas meeting --slo-target over the whole trace\n"
         "  inflight     KubeAI-style: 10 s interval, 10 min average of in-flight requests\n"
         "               per replica vs --inflight-target, 30 s scale-down delay\n"
-        "  oracle       knows the load per --oracle-slot, no start-up delay (the lower bound)\n"
-        "  all          all four, with GPU-hour ratios of modelfleet to the others\n\n"
+        "  keda-queue   KEDA/HPA-style: waiting requests / 5 per replica, 15 s polling,\n"
+        "               300 s scale-down stabilisation\n"
+        "  oracle       clairvoyant per --oracle-slot that plays by the rules (start-up,\n"
+        "               carried-over load); with it, the hourly clairvoyant too\n"
+        "  all          all of them, with GPU-hour ratios of modelfleet to the others;\n"
+        "               every policy starts at the hourly clairvoyant's first-hour count\n\n"
         "TRACE.csv: TIMESTAMP,ContextTokens,GeneratedTokens (the Azure LLM inference trace\n"
         "format; TIMESTAMP a date-time or seconds). See docs/simulate.md.\n"
         "Exit 0: done, 2: bad input.",
@@ -161,6 +165,16 @@ def add_simulate_command(commands: Any) -> None:
         default=60.0,
         metavar="SECONDS",
         help="the oracle's planning slot (default 60)",
+    )
+    simulate.add_argument(
+        "--routing",
+        choices=ROUTINGS,
+        default="random",
+        help="how requests reach replicas: random (a Service, default), least-outstanding "
+        "(a load-aware gateway), round-robin (IPVS)",
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the random routing (default 0)"
     )
     simulate.add_argument(
         "-o",
@@ -248,6 +262,8 @@ def setup_for(
     startup_delay: float = 120.0,
     inflight_target: float = float(KUBEAI_TARGET_REQUESTS),
     oracle_slot: float = 60.0,
+    routing: str = "random",
+    seed: int = 0,
     err: TextIO | None = None,
 ) -> Setup:
     """The Setup for every policy of one comparison; progress goes to `err` (if given)."""
@@ -276,6 +292,9 @@ def setup_for(
         startup_delay=startup_delay,
         inflight_target=inflight_target,
         oracle_slot=oracle_slot,
+        routing=routing,
+        seed=seed,
+        max_context=placement.max_context_length,
         progress=progress,
     )
 
@@ -311,6 +330,8 @@ def prepare(
         startup_delay=args.startup_delay,
         inflight_target=args.inflight_target,
         oracle_slot=args.oracle_slot,
+        routing=getattr(args, "routing", "random"),
+        seed=getattr(args, "seed", 0),
         err=err,
     )
     return deployment, setup
@@ -424,6 +445,7 @@ def format_table(results: list[Result], extra: Mapping[str, float | None], heade
         "gpuHoursVsStaticPeak": "static-peak",
         "gpuHoursVsOracle": "oracle",
         "gpuHoursVsInflight": "inflight",
+        "gpuHoursVsKedaQueue": "keda-queue",
     }
     notes += [
         f"GPU-hours modelfleet / {names[key]}: " + ("-" if value is None else f"{value:.3f}")
