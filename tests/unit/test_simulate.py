@@ -320,9 +320,16 @@ def test_modelfleet_policy_calls_the_operators_decide(
     calls: list[tuple[int, Any]] = []
     real = autoscale_policy.decide
 
-    def spy(config: AutoscalingSpec, limits: Limits, current: int, sample: Any, state: Any) -> Any:
+    def spy(
+        config: AutoscalingSpec,
+        limits: Limits,
+        current: int,
+        sample: Any,
+        state: Any,
+        slo_target: float = 0.99,
+    ) -> Any:
         calls.append((current, sample))
-        return real(config, limits, current, sample, state)
+        return real(config, limits, current, sample, state, slo_target)
 
     monkeypatch.setattr(policies, "decide", spy)
     result, outcome = run_modelfleet(setup)
@@ -332,6 +339,9 @@ def test_modelfleet_policy_calls_the_operators_decide(
     # Ready replicas are pods, loading ones are "starting".
     assert all(len(s.pods) + s.starting == current for current, s in calls)
     assert any(s.starting > 0 for _, s in calls)
+    # It sees the first tokens of each interval (the engines' TTFT histogram), all of them.
+    assert sum(s.first_tokens for _, s in calls) <= len(setup.requests)
+    assert sum(s.first_tokens for _, s in calls) > len(setup.requests) / 2
     # It scaled up for the burst and back down, within the bounds.
     assert 1 < result.max_replicas <= setup.limits.max_replicas
     assert result.scale_events == len(outcome.changes) >= 2

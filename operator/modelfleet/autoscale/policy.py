@@ -23,7 +23,15 @@ reasoning; in short:
    down to the highest of the last scaleDownWindowSeconds; a fresh state (restart) never scales
    down before it has observed a whole scale-down window. Missing data never scales down.
 4. Steps (maxScaleUpStep, maxScaleDownStep), then the bounds, which apply at once.
-5. Zero (minReplicas 0 only): after scaleToZeroAfterSeconds in which every pod answered with no
+5. SLO feedback (when the caller passes the first tokens of the interval and how many came
+   within the TTFT SLO): a load measured every interval misses the bursts between samples,
+   and how much standing capacity those need is a property of the workload. So the load is
+   multiplied by a headroom the policy learns: an interval whose attainment falls below the
+   target raises it (at most once per HEADROOM_RAISE_EVERY_SECONDS, by the share missed, up to
+   HEADROOM_MAX), and it decays back towards 1 with a time constant of HEADROOM_DECAY_SECONDS
+   while the last SLO_WINDOW_SECONDS met the target with margin. Without the input (engines
+   without a TTFT histogram, or a caller that does not pass it) the headroom stays 1.
+6. Zero (minReplicas 0 only): after scaleToZeroAfterSeconds in which every pod answered with no
    request at all. At zero there is no load to observe, so the policy stays there: waking from
    zero needs a request gateway, which does not exist yet.
 """
@@ -39,6 +47,18 @@ from modelfleet.api.types import AutoscalingSpec, ModelDeploymentSpec
 # not "on the way" any more (stuck Pending, crash-looping): the queue counts again. LLM pods take
 # 2-3 minutes to become ready (image + weights); 300 s covers that with margin for a slow pull.
 STARTUP_GRACE_SECONDS = 300.0
+
+# SLO feedback (see 5. above). The miss share of one interval raises the headroom by that share
+# (at most HEADROOM_STEP_MAX), at most once a minute: a burst's misses come in consecutive
+# intervals, and the replicas ordered for the first take a start-up to arrive. It decays with a
+# time constant of an hour: the burstiness a workload needs headroom for does not change with
+# the time of day, while its rate does.
+SLO_TARGET = 0.99
+SLO_WINDOW_SECONDS = 600.0
+HEADROOM_MAX = 2.0
+HEADROOM_STEP_MAX = 0.25
+HEADROOM_RAISE_EVERY_SECONDS = 60.0
+HEADROOM_DECAY_SECONDS = 3600.0
 
 # Floating-point slack so that a load of exactly 2.0 replicas (computed as 1.4/0.7) stays 2.
 _EPSILON = 1e-9
@@ -57,6 +77,10 @@ class LoadSample:
     pods: tuple[PodLoad, ...]  # ready pods that answered the scrape
     unknown: int = 0  # ready pods that did not answer: unknown, NEVER treated as idle
     starting: int = 0  # pods that exist but are not ready yet (loading the model)
+    # First tokens since the previous sample, and how many came within the TTFT SLO (from the
+    # engines' TTFT histograms); None when unknown (then no SLO feedback).
+    first_tokens: int | None = None
+    first_tokens_within_slo: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,9 @@ class AutoscalerState:
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas), oldest first
     last_scale_time: float | None = None
     last_scale_up_time: float | None = None
+    headroom: float = 1.0  # multiplies the load (SLO feedback)
+    last_raise: float | None = None
+    slo_samples: tuple[tuple[float, int, int], ...] = ()  # (time, first tokens, within SLO)
 
     @classmethod
     def fresh(cls, time: float) -> AutoscalerState:
@@ -121,6 +148,7 @@ def decide(
     current: int,
     sample: LoadSample,
     state: AutoscalerState | None,
+    slo_target: float = SLO_TARGET,
 ) -> Decision:
     """The replica count to run now, with a one-line reason and the state for the next call."""
     if state is None or sample.time < state.last_time:
@@ -134,7 +162,8 @@ def decide(
     if current == 0:
         return _at_zero(limits, sample, state)
 
-    recommendation, why = _recommend(config, load)
+    state = _feedback(state, sample, slo_target)
+    recommendation, why = _recommend(config, load, headroom=state.headroom)
     missing = _missing_data(load)
     loading = _loading(state, load, current, now)
     saturated = load.waiting > config.target_queue_depth * max(load.answered, 1)
@@ -142,7 +171,9 @@ def decide(
         # No scale-down on missing data, and the held count is what the window remembers.
         recommendation = max(recommendation, current)
     elif loading and saturated:
-        recommendation = max(_recommend(config, load, with_queue=False)[0], current)
+        recommendation = max(
+            _recommend(config, load, with_queue=False, headroom=state.headroom)[0], current
+        )
         why = f"{why}; waiting for {current - load.answered - load.unknown} loading replica(s)"
     elif saturated and recommendation < current:
         # Requests queue beyond the target: whatever the capacity estimate says, fewer
@@ -216,8 +247,35 @@ def _capacity(config: AutoscalingSpec, pods: tuple[PodLoad, ...]) -> float | Non
     return max(min(estimates), 1.0) if estimates else None
 
 
-def _recommend(config: AutoscalingSpec, load: _Load, with_queue: bool = True) -> tuple[int, str]:
-    """ceil(load in replicas at target), and the numbers that gave it."""
+def _feedback(state: AutoscalerState, sample: LoadSample, target: float) -> AutoscalerState:
+    """The headroom after this sample's first tokens (SLO feedback; module docstring, 5.)."""
+    total, hits = sample.first_tokens, sample.first_tokens_within_slo
+    if total is None or hits is None:
+        return state
+    now = sample.time
+    samples = tuple(s for s in state.slo_samples if now - s[0] < SLO_WINDOW_SECONDS)
+    samples = (*samples, (now, max(total, 0), max(min(hits, total), 0)))
+    headroom, last_raise = state.headroom, state.last_raise
+    previous = state.slo_samples[-1][0] if state.slo_samples else now
+    miss = 1 - hits / total if total > 0 else 0.0
+    if total > 0 and miss > 1 - target:
+        if last_raise is None or now - last_raise >= HEADROOM_RAISE_EVERY_SECONDS:
+            headroom = min(HEADROOM_MAX, headroom * (1 + min(miss, HEADROOM_STEP_MAX)))
+            last_raise = now
+    else:
+        seen = sum(s[1] for s in samples)
+        met = sum(s[2] for s in samples)
+        margin = 1 - (1 - target) / 2
+        if seen == 0 or met / seen >= margin:
+            decay = math.exp(-max(now - previous, 0.0) / HEADROOM_DECAY_SECONDS)
+            headroom = max(1.0, 1 + (headroom - 1) * decay)
+    return replace(state, headroom=headroom, last_raise=last_raise, slo_samples=samples)
+
+
+def _recommend(
+    config: AutoscalingSpec, load: _Load, with_queue: bool = True, headroom: float = 1.0
+) -> tuple[int, str]:
+    """ceil(load in replicas at target x headroom), and the numbers that gave it."""
     answered = max(load.answered, 1)
     terms = {"kv": load.kv / config.target_kv_cache_usage}
     parts = [
@@ -245,8 +303,10 @@ def _recommend(config: AutoscalingSpec, load: _Load, with_queue: bool = True) ->
         parts.append(f"queue {load.waiting:g}")
     if load.unknown:
         parts.append(f"{load.unknown} unknown counted at target")
+    if headroom > 1:
+        parts.append(f"x{headroom:.2f} headroom for TTFT misses")
     driver = max(terms, key=lambda name: terms[name])
-    wanted = math.ceil(terms[driver] + load.unknown - _EPSILON)
+    wanted = math.ceil(terms[driver] * headroom + load.unknown - _EPSILON)
     return max(wanted, 0), f"{', '.join(parts)}: wants {wanted} ({driver})"
 
 

@@ -78,6 +78,7 @@ have ended by `now`.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -649,12 +650,21 @@ class ReplicaEngine:
         heapq.heapify(self._finishes)
 
     def _clone(self) -> ReplicaEngine:
-        """A copy to look ahead on; sequences that can still change are copied."""
+        """A copy to look ahead on; sequences that can still change are copied.
+
+        A look-ahead stops at its first event, and a running sequence leaves only with an event
+        (or an abort), so it admits at most max_running - running (+ aborted) of the waiting
+        sequences, first come first served: the look-ahead gets copies of those and one more
+        (shared: it cannot be admitted, it keeps the queue non-empty), not the whole queue,
+        which can be hundreds of thousands long in an overloaded run."""
         other = ReplicaEngine.__new__(ReplicaEngine)
         other.__dict__.update(self.__dict__)
-        copies = {id(seq): seq.copy() for seq in (*self._waiting, *self._prefilling)}
+        running = len(self._prefilling) + len(self._decoding)
+        room = max(0, self.profile.max_running - running) + len(self._aborted)
+        head = list(itertools.islice(self._waiting, room + 1))
+        copies = {id(seq): seq.copy() for seq in (*head[:room], *self._prefilling)}
         other._future = list(self._future)
-        other._waiting = deque(copies[id(seq)] for seq in self._waiting)
+        other._waiting = deque(copies.get(id(seq), seq) for seq in head)
         other._prefilling = [copies[id(seq)] for seq in self._prefilling]
         other._decoding = dict(self._decoding)
         other._finishes = list(self._finishes)

@@ -89,6 +89,8 @@ class FleetView(Protocol):
 
     def ready_in_flight(self) -> int: ...
 
+    def first_tokens(self) -> tuple[int, int]: ...  # cumulative (all, within the TTFT SLO)
+
 
 class Controller(Protocol):
     """A scaling policy: an initial count, then a count at every decision."""
@@ -152,6 +154,7 @@ class Simulation:
         routing: str = "random",
         seed: int = 0,
         max_context: int | None = None,
+        slo_seconds: float = 2.0,
     ) -> None:
         if startup_delay < 0:
             raise ValueError("startup_delay must be >= 0")
@@ -161,6 +164,9 @@ class Simulation:
         self.rng = random.Random(seed)
         self.max_context = max_context
         self.refused = 0
+        self.slo_seconds = slo_seconds
+        self._first = 0
+        self._first_within = 0
         self.requests = requests
         self.engine_factory = engine_factory
         self.controller = controller
@@ -201,6 +207,11 @@ class Simulation:
 
     def ready_in_flight(self) -> int:
         return sum(engine.in_flight for engine in self._ready)
+
+    def first_tokens(self) -> tuple[int, int]:
+        """First tokens so far, and how many within the TTFT SLO: what the engines' TTFT
+        histograms count (refused requests never get one)."""
+        return self._first, self._first_within
 
     # The loop ------------------------------------------------------------------------------
 
@@ -274,7 +285,10 @@ class Simulation:
             if event.kind == "first_token":
                 index = int(event.request_id)
                 if self.ttft[index] is None:
-                    self.ttft[index] = event.time - self.requests[index].arrival
+                    ttft = event.time - self.requests[index].arrival
+                    self.ttft[index] = ttft
+                    self._first += 1
+                    self._first_within += ttft <= self.slo_seconds + 1e-9
 
     def _dispatch(self, index: int, now: float) -> None:
         request = self.requests[index]

@@ -45,8 +45,19 @@ class ModelfleetController:
 
     name = "modelfleet"
 
-    def __init__(self, config: AutoscalingSpec, limits: Limits, initial: int) -> None:
+    def __init__(
+        self,
+        config: AutoscalingSpec,
+        limits: Limits,
+        initial: int,
+        *,
+        slo_feedback: bool = True,
+        slo_target: float = 0.99,
+    ) -> None:
         self.config = config
+        self.slo_feedback = slo_feedback
+        self.slo_target = slo_target
+        self._seen = (0, 0)
         self.limits = limits
         self.initial = clamp(initial, limits)
         self.state: AutoscalerState | None = None
@@ -64,8 +75,23 @@ class ModelfleetController:
             PodLoad(waiting=load.waiting, running=load.running, kv_usage=load.kv_usage)
             for load in fleet.ready_loads()
         )
-        sample = LoadSample(time=fleet.now, pods=pods, unknown=0, starting=fleet.starting)
-        decision = decide(self.config, self.limits, fleet.replicas, sample, self.state)
+        first: int | None = None
+        within: int | None = None
+        if self.slo_feedback:
+            seen = fleet.first_tokens()
+            first, within = seen[0] - self._seen[0], seen[1] - self._seen[1]
+            self._seen = seen
+        sample = LoadSample(
+            time=fleet.now,
+            pods=pods,
+            unknown=0,
+            starting=fleet.starting,
+            first_tokens=first,
+            first_tokens_within_slo=within,
+        )
+        decision = decide(
+            self.config, self.limits, fleet.replicas, sample, self.state, self.slo_target
+        )
         self.state = decision.state
         self.decisions += 1
         self._reason = decision.reason

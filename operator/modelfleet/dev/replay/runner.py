@@ -73,6 +73,7 @@ class Setup:
     routing: str = "random"
     seed: int = 0
     max_context: int | None = None  # longer requests are refused (None: no limit)
+    slo_feedback: bool = True  # modelfleet sees the interval's TTFTs (the engines' histogram)
     progress: Callable[[str], None] = field(default=_quiet)
 
 
@@ -85,6 +86,7 @@ def _simulate(setup: Setup, controller: Controller, startup_delay: float) -> Out
         routing=setup.routing,
         seed=setup.seed,
         max_context=setup.max_context,
+        slo_seconds=setup.slo_seconds,
     ).run()
 
 
@@ -102,7 +104,13 @@ def _result(setup: Setup, policy: str, outcome: Outcome, started: float, **extra
 
 def run_modelfleet(setup: Setup) -> tuple[Result, Outcome]:
     started = time.perf_counter()
-    controller = ModelfleetController(setup.autoscaling, setup.limits, setup.initial_replicas)
+    controller = ModelfleetController(
+        setup.autoscaling,
+        setup.limits,
+        setup.initial_replicas,
+        slo_feedback=setup.slo_feedback,
+        slo_target=setup.slo_target,
+    )
     outcome = _simulate(setup, controller, setup.startup_delay)
     return _result(setup, "modelfleet", outcome, started), outcome
 
@@ -271,7 +279,7 @@ def run_clairvoyant(
     name: str,
     *,
     initial: int | None = None,
-    rounds: int = 4,
+    rounds: int = 5,
 ) -> Clairvoyant:
     """A clairvoyant that plays by the rules, judged like every policy.
 
@@ -313,7 +321,7 @@ def run_clairvoyant(
             if best is None or outcome.replica_seconds < best[0].replica_seconds:
                 best = last
             break
-        goal = min(1.0, goal + (setup.slo_target - reached) * 1.5 + 0.0005)
+        goal = min(1.0, goal + (setup.slo_target - reached) + 0.0005)
     assert last is not None
     outcome, schedule = best or last
     result = _result(
