@@ -413,3 +413,55 @@ def test_at_zero_stays_at_zero() -> None:
     assert (decision.replicas, decision.changed) == (0, False)
     assert "no load to observe" in decision.reason
     assert "request gateway" in decision.reason
+
+
+# SLO feedback (issue 12) ----------------------------------------------------------------------
+
+
+def feed(
+    state: AutoscalerState | None, t: float, first: int | None, within: int | None, current: int
+) -> Decision:
+    # 4 pods at KV 0.35 each: load 2 replicas at the 0.7 target.
+    sample = LoadSample(
+        time=t,
+        pods=tuple(pod(running=10, kv=0.35) for _ in range(4)),
+        first_tokens=first,
+        first_tokens_within_slo=within,
+    )
+    return decide(DEFAULTS, ONE_TO_TEN, current, sample, state)
+
+
+def test_without_ttft_input_the_headroom_stays_one() -> None:
+    decision = feed(None, 0.0, None, None, 2)
+    assert decision.state.headroom == 1.0 and decision.replicas == 2
+
+
+def test_misses_raise_the_headroom_once_a_minute_and_the_count_with_it() -> None:
+    first = feed(None, 0.0, 100, 90, 2)  # 10% missed: +10%
+    assert first.state.headroom == pytest.approx(1.10)
+    assert first.replicas == 3  # ceil(2 x 1.1)
+    assert "headroom" in first.reason
+    again = feed(first.state, 10.0, 100, 50, 3)  # more misses within the minute: no new raise
+    assert again.state.headroom == pytest.approx(1.10)
+    later = feed(again.state, 70.0, 100, 50, 3)  # a minute later: +25% at most
+    assert later.state.headroom == pytest.approx(1.10 * 1.25)
+
+
+def test_headroom_is_capped_and_decays_towards_one_while_the_slo_is_met() -> None:
+    state: AutoscalerState | None = None
+    t = 0.0
+    for _ in range(20):
+        state = feed(state, t, 100, 0, 4).state
+        t += 60.0
+    assert state is not None and state.headroom == pytest.approx(2.0)
+    # An hour of intervals that all meet the SLO: the headroom falls by a factor e towards 1,
+    # but it waits for the window (10 min) to meet the target with margin first.
+    start = state.headroom
+    for _ in range(360):
+        state = feed(state, t, 100, 100, 4).state
+        t += 10.0
+    assert 1.0 < state.headroom < 1 + (start - 1) / math.e * 1.3
+    # A few misses below the target's allowance (1%) change nothing.
+    before = state.headroom
+    state = feed(state, t, 1000, 995, 4).state
+    assert state.headroom <= before
