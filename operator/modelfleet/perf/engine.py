@@ -197,6 +197,11 @@ class EngineProfile:
         one = self.link_latency_s + 2 * (n - 1) / n * size / self.link_bytes_s
         return ALL_REDUCES_PER_LAYER * self.tp_layers * one
 
+    def prefill_tokens_per_s(self) -> float:
+        """Prompt tokens/s of a step budget spent on prefill alone (no decode, no context)."""
+        tokens = self.max_batched_tokens
+        return tokens / self.step_seconds(0, tokens, 0)
+
     def decode_tokens_per_s(self, sequences: int, context_tokens: int) -> float:
         """Steady decode rate of `sequences` sequences of `context_tokens` each (no prefill)."""
         return sequences / self.step_seconds(sequences, 0, sequences * context_tokens)

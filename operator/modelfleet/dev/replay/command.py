@@ -33,7 +33,7 @@ from modelfleet.dev.replay.metrics import Result
 from modelfleet.dev.replay.policies import KUBEAI_TARGET_REQUESTS
 from modelfleet.dev.replay.runner import POLICIES, Setup, ratios, run_policies
 from modelfleet.dev.replay.trace import TraceError, TraceRequest, read_trace
-from modelfleet.perf.engine import ReplicaEngine, profile_for_placement
+from modelfleet.perf.engine import EngineProfile, ReplicaEngine, profile_for_placement
 from modelfleet.plan import Placement, PriceSheet, hypothetical_inventory, place
 from modelfleet.plan.request import PlacementRequest, PlanInputError, request_from_manifest
 
@@ -235,17 +235,22 @@ def load_deployment(
     return Deployment(name=name, spec=spec, placement=placement)
 
 
-def engine_factory(placement: Placement) -> EngineFactory:
-    """ReplicaEngine for the placement's model, GPU, count, quantization and context."""
+def engine_profile(placement: Placement) -> EngineProfile:
+    """The performance profile of the placement's model, GPU, count, quantization, context."""
     chosen = placement.chosen
     assert chosen is not None
-    profile = profile_for_placement(
+    return profile_for_placement(
         placement.model,
         chosen.gpu_product,
         chosen.gpus,
         quantization=chosen.quantization,
         max_context=placement.max_context_length,
     )
+
+
+def engine_factory(placement: Placement) -> EngineFactory:
+    """ReplicaEngine for the placement's model, GPU, count, quantization and context."""
+    profile = engine_profile(placement)
 
     def factory(now: float) -> Engine:
         return ReplicaEngine(profile, now=now)
@@ -295,6 +300,7 @@ def setup_for(
         routing=routing,
         seed=seed,
         max_context=placement.max_context_length,
+        prefill_tokens_per_s=engine_profile(placement).prefill_tokens_per_s(),
         progress=progress,
     )
 

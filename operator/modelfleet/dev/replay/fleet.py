@@ -91,6 +91,8 @@ class FleetView(Protocol):
 
     def first_tokens(self) -> tuple[int, int]: ...  # cumulative (all, within the TTFT SLO)
 
+    def prompt_tokens(self) -> int: ...  # cumulative prompt tokens sent to the engines
+
 
 class Controller(Protocol):
     """A scaling policy: an initial count, then a count at every decision."""
@@ -167,6 +169,7 @@ class Simulation:
         self.slo_seconds = slo_seconds
         self._first = 0
         self._first_within = 0
+        self._prompt_sent = 0
         self.requests = requests
         self.engine_factory = engine_factory
         self.controller = controller
@@ -212,6 +215,11 @@ class Simulation:
         """First tokens so far, and how many within the TTFT SLO: what the engines' TTFT
         histograms count (refused requests never get one)."""
         return self._first, self._first_within
+
+    def prompt_tokens(self) -> int:
+        """Prompt tokens sent to the engines so far (their prompt-token counters, summed, count
+        them at prefill: the same in the long run, a little later in a burst)."""
+        return self._prompt_sent
 
     # The loop ------------------------------------------------------------------------------
 
@@ -310,6 +318,7 @@ class Simulation:
             engine = engines[self._rr % len(engines)]
             self._rr += 1
         self._record(engine.advance(now))
+        self._prompt_sent += request.prompt_tokens
         engine.submit(Request(str(index), now, request.prompt_tokens, request.output_tokens))
 
     def _decide(self, now: float) -> None:

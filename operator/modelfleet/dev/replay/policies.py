@@ -53,8 +53,12 @@ class ModelfleetController:
         *,
         slo_feedback: bool = True,
         slo_target: float = 0.99,
+        prefill_tokens_per_s: float | None = None,
     ) -> None:
         self.config = config
+        self.prefill_tokens_per_s = prefill_tokens_per_s
+        self._prompt_seen = 0
+        self._last_time: float | None = None
         self.slo_feedback = slo_feedback
         self.slo_target = slo_target
         self._seen = (0, 0)
@@ -81,8 +85,15 @@ class ModelfleetController:
             seen = fleet.first_tokens()
             first, within = seen[0] - self._seen[0], seen[1] - self._seen[1]
             self._seen = seen
+        rate: float | None = None
+        if self.prefill_tokens_per_s is not None:
+            sent = fleet.prompt_tokens()
+            if self._last_time is not None and fleet.now > self._last_time:
+                rate = (sent - self._prompt_seen) / (fleet.now - self._last_time)
+            self._prompt_seen, self._last_time = sent, fleet.now
         sample = LoadSample(
             time=fleet.now,
+            prompt_tokens_per_s=rate,
             pods=pods,
             unknown=0,
             starting=fleet.starting,
@@ -90,7 +101,13 @@ class ModelfleetController:
             first_tokens_within_slo=within,
         )
         decision = decide(
-            self.config, self.limits, fleet.replicas, sample, self.state, self.slo_target
+            self.config,
+            self.limits,
+            fleet.replicas,
+            sample,
+            self.state,
+            self.slo_target,
+            self.prefill_tokens_per_s,
         )
         self.state = decision.state
         self.decisions += 1

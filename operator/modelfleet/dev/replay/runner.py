@@ -74,6 +74,7 @@ class Setup:
     seed: int = 0
     max_context: int | None = None  # longer requests are refused (None: no limit)
     slo_feedback: bool = True  # modelfleet sees the interval's TTFTs (the engines' histogram)
+    prefill_tokens_per_s: float | None = None  # one replica's roofline prefill rate, for modelfleet
     progress: Callable[[str], None] = field(default=_quiet)
 
 
@@ -110,6 +111,7 @@ def run_modelfleet(setup: Setup) -> tuple[Result, Outcome]:
         setup.initial_replicas,
         slo_feedback=setup.slo_feedback,
         slo_target=setup.slo_target,
+        prefill_tokens_per_s=setup.prefill_tokens_per_s,
     )
     outcome = _simulate(setup, controller, setup.startup_delay)
     return _result(setup, "modelfleet", outcome, started), outcome
