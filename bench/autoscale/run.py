@@ -23,7 +23,8 @@ Targets (exit 1 on a miss):
                 (linear between counts) - 0.005
   vs-<peer>     every trace, against each causal peer: when both meet the 0.99 target,
                 modelfleet uses no more GPU-hours; when only one does, it is modelfleet;
-                when neither does, modelfleet is no worse on both
+                when neither does, modelfleet is no worse on both, or closer to (or
+                further above) the static curve at its own GPU-hours than the peer
 
 Runs are spread over --jobs processes (default 2; the machine is shared). --hours H replays only
 the first H hours of each trace (quick iteration; the targets then say met/missed, the same
@@ -240,7 +241,12 @@ def checks(run: TraceRun) -> list[tuple[str, bool, str]]:
         elif mine_met or theirs_met:
             ok = mine_met  # only one meets it
         else:
-            ok = cheaper and mine.slo_attainment >= theirs.slo_attainment - 1e-9
+            # Neither meets it, at different attainments: compare each point with the static
+            # curve at its own GPU-hours (the only yardstick at equal SLO both share).
+            dominates = cheaper and mine.slo_attainment >= theirs.slo_attainment - 1e-9
+            mine_gap = mine.slo_attainment - static_slo_at(curve, mine.gpu_hours)
+            theirs_gap = theirs.slo_attainment - static_slo_at(curve, theirs.gpu_hours)
+            ok = dominates or mine_gap >= theirs_gap
         out.append(
             (
                 f"vs-{peer}",
