@@ -185,10 +185,8 @@ def test_spend_survives_an_operator_crash_within_the_bound(
     fast_cost_writes.start(MODELFLEET_COST_WRITE_SECONDS=WRITE_SECONDS)
     restarted = time.time()
     wait_until(
-        lambda: (
-            kube_time(cost(mds, namespace).get("accruedUntil") or "1970-01-01T00:00:00Z")
-            > restarted + 2
-        ),
+        lambda: kube_time(cost(mds, namespace).get("accruedUntil") or "1970-01-01T00:00:00Z")
+        > restarted + 2,
         60,
         "an accrual by the new instance",
     )
