@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("modelfleet.cli.plan", "add_plan_command"),
     "cost": ("modelfleet.cli.cost", "add_cost_command"),
     "crds": ("modelfleet.cli.crds", "add_crds_command"),
+    "api-docs": ("modelfleet.cli.api_docs", "add_api_docs_command"),
     "cluster": ("modelfleet.dev.cluster.cli", "add_cluster_commands"),
     "emulate": ("modelfleet.dev.engine.cli", "add_engine_commands"),
     "load": ("modelfleet.dev.engine.cli", "add_engine_commands"),
