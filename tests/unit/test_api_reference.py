@@ -40,7 +40,9 @@ def _models(annotation: object) -> list[type[BaseModel]]:
 def test_every_field_of_the_types_has_a_row_under_its_object() -> None:
     text = api_reference()
     sections = dict(re.findall(r"^## `([^`]+)`\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL))
-    paths = _field_paths(ModelDeploymentSpec, "spec") + _field_paths(ModelDeploymentStatus, "status")
+    paths = _field_paths(ModelDeploymentSpec, "spec") + _field_paths(
+        ModelDeploymentStatus, "status"
+    )
     assert len(paths) > 80  # the walk itself reaches the nested types
     for path in paths:
         parent, _, name = path.rpartition(".")
