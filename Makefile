@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: help venv cluster-binaries demo-binaries test-binaries crds verify-crds lint test test-unit test-integration bench-scale demo demo-down clean
+.PHONY: help venv cluster-binaries demo-binaries test-binaries crds verify-crds manifests api-docs generate lint test test-unit test-integration bench-scale demo demo-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,14 @@ test-binaries: venv ## the cluster binaries plus helm (chart test) and Prometheu
 crds: venv ## regenerate crds/ and the chart's CRDs from the pydantic types
 	$(BIN)/modelfleet crds > crds/modeldeployments.modelfleet.dev.yaml
 	cp crds/modeldeployments.modelfleet.dev.yaml charts/modelfleet/crds/
+
+manifests: venv ## render manifests/install.yaml from the chart (helm template; values in manifests/install-values.yaml)
+	$(BIN)/python -m modelfleet.dev.manifests
+
+api-docs: venv ## regenerate docs/api.md (the API reference) from the pydantic types
+	$(BIN)/modelfleet api-docs > docs/api.md
+
+generate: crds manifests api-docs ## every generated file: CRDs, install.yaml, docs/api.md
 
 lint: venv ## ruff, mypy and the import layering contracts
 	$(BIN)/ruff check operator tests bench

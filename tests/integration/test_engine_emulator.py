@@ -142,7 +142,10 @@ def test_the_load_generator_reaches_every_replica(
         kubeconfig,
         namespace,
         "loaded",
-        LoadConfig(concurrency=4, duration=3, prompt_tokens=256, output_tokens=32),
+        # Round-robin: the test checks that both pods serve, not how a Service picks.
+        LoadConfig(
+            concurrency=4, duration=3, prompt_tokens=256, output_tokens=32, routing="round-robin"
+        ),
     )
     assert report["errors"] == 0, report
     assert report["ok"] >= 4 and report["sent"] == report["ok"]

@@ -413,3 +413,118 @@ def test_at_zero_stays_at_zero() -> None:
     assert (decision.replicas, decision.changed) == (0, False)
     assert "no load to observe" in decision.reason
     assert "request gateway" in decision.reason
+
+
+# SLO feedback and the prefill term (issue 12) ---------------------------------------------------
+
+
+def feed(
+    state: AutoscalerState | None,
+    t: float,
+    first: int | None,
+    within: int | None,
+    current: int,
+    *,
+    kv: float = 0.35,
+    prompt_rate: float | None = None,
+    prefill: float | None = None,
+) -> Decision:
+    # 4 pods at KV 0.35 each: load 2 replicas at the 0.7 target.
+    sample = LoadSample(
+        time=t,
+        pods=tuple(pod(running=10, kv=kv) for _ in range(4)),
+        first_tokens=first,
+        first_tokens_within_slo=within,
+        prompt_tokens_per_s=prompt_rate,
+    )
+    return decide(DEFAULTS, ONE_TO_TEN, current, sample, state, 0.99, prefill)
+
+
+def test_without_ttft_input_the_headroom_stays_one() -> None:
+    decision = feed(None, 0.0, None, None, 2)
+    assert decision.state.headroom == 1.0 and decision.replicas == 2
+
+
+def test_a_window_below_the_setpoint_raises_the_headroom_once_per_start_up() -> None:
+    first = feed(None, 0.0, 100, 98, 2)  # 0.98 against a setpoint of 0.993: +6.5%
+    assert first.state.headroom == pytest.approx(1 + 5 * (0.993 - 0.98))
+    assert first.replicas == 3  # ceil(2 x 1.065)
+    assert "headroom" in first.reason
+    again = feed(first.state, 60.0, 100, 50, 3)  # within 120 s: no new raise
+    assert again.state.headroom == first.state.headroom
+    later = feed(again.state, 130.0, 100, 50, 3)  # then +10% at most
+    assert later.state.headroom == pytest.approx(first.state.headroom * 1.1)
+
+
+def test_a_queue_that_delays_nobody_beyond_the_slo_is_not_saturation() -> None:
+    # 4 pods at KV 0.35 with 20 waiting (above 2 per pod): without TTFT data, saturation.
+    def sample(first: int | None, within: int | None) -> LoadSample:
+        return LoadSample(
+            time=0.0,
+            pods=tuple(PodLoad(waiting=5, running=10, kv_usage=0.35) for _ in range(4)),
+            first_tokens=first,
+            first_tokens_within_slo=within,
+        )
+
+    blind = decide(DEFAULTS, ONE_TO_TEN, 4, sample(None, None), None)
+    assert "queue 20 on 4 > target" in blind.reason and blind.replicas >= 4
+    on_time = decide(DEFAULTS, ONE_TO_TEN, 4, sample(100, 100), None)
+    assert "> target" not in on_time.reason
+    late = decide(DEFAULTS, ONE_TO_TEN, 4, sample(100, 80), None)
+    assert "queue 20 on 4 > target" in late.reason
+
+
+def test_too_few_first_tokens_are_no_judgement() -> None:
+    assert feed(None, 0.0, 10, 0, 2).state.headroom == 1.0
+
+
+def test_misses_never_ask_for_fewer() -> None:
+    # The load says 1 replica (KV 0.1 on 4 pods), but the window misses: hold 4.
+    decision = feed(None, 0.0, 100, 90, 4, kv=0.1)
+    assert decision.replicas == 4 and "attainment" in decision.reason
+
+
+def test_headroom_is_capped_then_decays_below_one_while_the_slo_is_met() -> None:
+    state: AutoscalerState | None = None
+    t = 0.0
+    for _ in range(20):
+        state = feed(state, t, 100, 0, 4).state
+        t += 120.0
+    assert state is not None and state.headroom == pytest.approx(2.5)
+    # Once the window (10 min) is back above the setpoint, the headroom decays towards 0.6 with
+    # a time constant of an hour; it stops decaying at the floor.
+    for _ in range(60):
+        state = feed(state, t, 100, 100, 4).state
+        t += 10.0
+    assert state.headroom > 2.4  # the old misses are in the window for most of it
+    for _ in range(360):
+        state = feed(state, t, 100, 100, 4).state
+        t += 10.0
+    assert 0.6 < state.headroom < 0.6 + 1.9 / math.e * 1.2
+    for _ in range(3600):
+        state = feed(state, t, 100, 100, 4).state
+        t += 10.0
+    assert state.headroom == pytest.approx(0.6, abs=0.01)
+    # Below 1, the KV term shrinks with it: 2 replicas of KV load x 0.6 -> 2 (ceil 1.2).
+    assert feed(state, t, 100, 100, 4).replicas < 4
+
+
+def test_the_prefill_term_sizes_on_a_high_quantile_of_the_recent_prompt_rate() -> None:
+    # One replica prefills 4,000 tokens/s, at a 0.5 target 2,000: 9,000 tokens/s need 4.5 -> 5.
+    first = feed(None, 0.0, None, None, 2, kv=0.05, prompt_rate=9000.0, prefill=4000.0)
+    assert first.replicas == 5 and "prompt rate needs 4.50" in first.reason
+    # Eight calm intervals: the burst is above the 90th percentile of nine rates: still 4.5.
+    state = first.state
+    for k in range(1, 9):
+        last = feed(state, 10.0 * k, None, None, 5, kv=0.05, prompt_rate=100.0, prefill=4000.0)
+        state = last.state
+    assert "prompt rate needs 4.50" in last.reason
+    # One more calm interval and the 90th percentile is a calm one; after 10 minutes the burst
+    # has left the window.
+    calm = feed(state, 90.0, None, None, 5, kv=0.05, prompt_rate=100.0, prefill=4000.0)
+    assert "prompt rate needs 0.05" in calm.reason
+    gone = feed(calm.state, 600.0, None, None, 5, kv=0.05, prompt_rate=100.0, prefill=4000.0)
+    assert 0.0 not in [t for t, _ in gone.state.prompt_rates]
+    # Without a per-replica rate there is no prefill term.
+    without = feed(None, 0.0, None, None, 2, kv=0.05, prompt_rate=9000.0)
+    assert without.replicas == 2 and "prompt rate" not in without.reason

@@ -286,7 +286,15 @@ def test_max_running_caps_the_batch() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("changes", [{}, {"kv_capacity_tokens": 20000}, {"max_running": 8}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"kv_capacity_tokens": 20000},
+        {"max_running": 8},
+        {"tp_gpus": 4, "tp_layers": 32, "tp_hidden": 4096},  # communication in every step
+    ],
+)
 def test_jumps_match_a_step_by_step_reference(seed: int, changes: dict[str, int]) -> None:
     profile = small(**changes)
     requests = workload(seed, count=120, rate=8.0)

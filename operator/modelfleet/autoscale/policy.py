@@ -23,7 +23,22 @@ reasoning; in short:
    down to the highest of the last scaleDownWindowSeconds; a fresh state (restart) never scales
    down before it has observed a whole scale-down window. Missing data never scales down.
 4. Steps (maxScaleUpStep, maxScaleDownStep), then the bounds, which apply at once.
-5. Zero (minReplicas 0 only): after scaleToZeroAfterSeconds in which every pod answered with no
+5. Prefill (when the caller passes the fleet's prompt tokens/s and a replica's prefill rate,
+   e.g. the placement's roofline): prompt-heavy traffic saturates an engine's compute long
+   before its KV cache fills, so the highest prompt rate of the last PREFILL_WINDOW_SECONDS
+   (a high quantile of recent short-window load: bursts last seconds) over the rate one
+   replica prefills at PREFILL_TARGET_UTILISATION is a load term too.
+   SLO feedback (when the caller passes the interval's first tokens and how many came within
+   the TTFT SLO): a load sampled every interval misses the bursts between samples, and how much
+   standing capacity those need is a property of the workload. So the KV, running and prefill
+   terms are multiplied by a headroom the policy learns from the attainment of the last
+   SLO_WINDOW_SECONDS: below the setpoint (a little above the target) it rises by ten times the
+   shortfall (at most HEADROOM_STEP_MAX, once per HEADROOM_RAISE_EVERY_SECONDS, up to
+   HEADROOM_MAX); at or above it, it decays towards HEADROOM_MIN with a time constant of
+   HEADROOM_DECAY_SECONDS, probing for the cheapest headroom that holds. While the window is
+   below the setpoint the count never goes down (misses never ask for fewer). Without the
+   input (engines without a TTFT histogram) the headroom stays 1 and nothing of this applies.
+6. Zero (minReplicas 0 only): after scaleToZeroAfterSeconds in which every pod answered with no
    request at all. At zero there is no load to observe, so the policy stays there: waking from
    zero needs a request gateway, which does not exist yet.
 """
@@ -39,6 +54,24 @@ from modelfleet.api.types import AutoscalingSpec, ModelDeploymentSpec
 # not "on the way" any more (stuck Pending, crash-looping): the queue counts again. LLM pods take
 # 2-3 minutes to become ready (image + weights); 300 s covers that with margin for a slow pull.
 STARTUP_GRACE_SECONDS = 300.0
+
+# Prefill term and SLO feedback (see 5. above). The setpoint aims a little above the target
+# (0.993 for 0.99) so that a whole day, probing included, stays above it. The headroom decays
+# over an hour: the burstiness a workload needs headroom for changes slowly, its rate does not.
+SLO_TARGET = 0.99
+SLO_SETPOINT_SHARE = 0.7  # setpoint = 1 - (1 - target) x this
+SLO_WINDOW_SECONDS = 600.0
+SLO_MIN_FIRST_TOKENS = 50  # fewer in the window: no judgement
+HEADROOM_MIN = 0.6
+HEADROOM_MAX = 2.5
+HEADROOM_GAIN = 5.0  # relative raise per unit of shortfall (0.01 short: +5%)
+HEADROOM_STEP_MAX = 0.1
+HEADROOM_RAISE_EVERY_SECONDS = 120.0
+HEADROOM_DECAY_SECONDS = 3600.0
+HEADROOM_TERMS = frozenset({"kv", "running", "prefill"})  # the queue: never below itself
+PREFILL_WINDOW_SECONDS = 600.0
+PREFILL_QUANTILE: float | None = 0.9
+PREFILL_TARGET_UTILISATION = 0.5
 
 # Floating-point slack so that a load of exactly 2.0 replicas (computed as 1.4/0.7) stays 2.
 _EPSILON = 1e-9
@@ -57,6 +90,13 @@ class LoadSample:
     pods: tuple[PodLoad, ...]  # ready pods that answered the scrape
     unknown: int = 0  # ready pods that did not answer: unknown, NEVER treated as idle
     starting: int = 0  # pods that exist but are not ready yet (loading the model)
+    # First tokens since the previous sample, and how many came within the TTFT SLO (from the
+    # engines' TTFT histograms); None when unknown (then no SLO feedback).
+    first_tokens: int | None = None
+    first_tokens_within_slo: int | None = None
+    # Prompt tokens/s of the whole fleet since the previous sample (the engines' prompt token
+    # counters); None when unknown.
+    prompt_tokens_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +129,10 @@ class AutoscalerState:
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas), oldest first
     last_scale_time: float | None = None
     last_scale_up_time: float | None = None
+    headroom: float = 1.0  # multiplies the load (SLO feedback)
+    last_raise: float | None = None
+    slo_samples: tuple[tuple[float, int, int], ...] = ()  # (time, first tokens, within SLO)
+    prompt_rates: tuple[tuple[float, float], ...] = ()  # (time, prompt tokens/s)
 
     @classmethod
     def fresh(cls, time: float) -> AutoscalerState:
@@ -113,6 +157,7 @@ class _Load:
     waiting: float
     kv: float  # sum over answering pods
     capacity: float | None  # running requests per replica at target, None when unknown
+    prefill: float | None = None  # replicas the recent prompt rate needs (None: not known)
 
 
 def decide(
@@ -121,6 +166,8 @@ def decide(
     current: int,
     sample: LoadSample,
     state: AutoscalerState | None,
+    slo_target: float = SLO_TARGET,
+    prefill_tokens_per_s: float | None = None,
 ) -> Decision:
     """The replica count to run now, with a one-line reason and the state for the next call."""
     if state is None or sample.time < state.last_time:
@@ -134,7 +181,17 @@ def decide(
     if current == 0:
         return _at_zero(limits, sample, state)
 
-    recommendation, why = _recommend(config, load)
+    state, short = _feedback(state, sample, slo_target)
+    prefill = _prefill(state, sample, prefill_tokens_per_s)
+    state = replace(state, prompt_rates=prefill[1])
+    load = replace(load, prefill=prefill[0])
+    tolerated = config.target_queue_depth * load.answered
+    if load.waiting > tolerated and _first_tokens_on_time(sample, slo_target):
+        # The engines report first tokens and this interval's came on time: a queue that
+        # delays nobody beyond the SLO is admission jitter (a step's token budget), not
+        # saturation.
+        load = replace(load, waiting=tolerated)
+    recommendation, why = _recommend(config, load, headroom=state.headroom)
     missing = _missing_data(load)
     loading = _loading(state, load, current, now)
     saturated = load.waiting > config.target_queue_depth * max(load.answered, 1)
@@ -142,13 +199,18 @@ def decide(
         # No scale-down on missing data, and the held count is what the window remembers.
         recommendation = max(recommendation, current)
     elif loading and saturated:
-        recommendation = max(_recommend(config, load, with_queue=False)[0], current)
+        recommendation = max(
+            _recommend(config, load, with_queue=False, headroom=state.headroom)[0], current
+        )
         why = f"{why}; waiting for {current - load.answered - load.unknown} loading replica(s)"
     elif saturated and recommendation < current:
         # Requests queue beyond the target: whatever the capacity estimate says, fewer
         # replicas would only lengthen the queue.
         recommendation = current
         why = f"{why}; no fewer while the queue is above target"
+    elif short and recommendation < current:
+        recommendation = current
+        why = f"{why}; no fewer while TTFT attainment is below the setpoint"
 
     state = _remember(config, state, now, recommendation)
     target, note = _stabilise(config, state, now, current, recommendation, missing)
@@ -216,8 +278,65 @@ def _capacity(config: AutoscalingSpec, pods: tuple[PodLoad, ...]) -> float | Non
     return max(min(estimates), 1.0) if estimates else None
 
 
-def _recommend(config: AutoscalingSpec, load: _Load, with_queue: bool = True) -> tuple[int, str]:
-    """ceil(load in replicas at target), and the numbers that gave it."""
+def _feedback(
+    state: AutoscalerState, sample: LoadSample, target: float
+) -> tuple[AutoscalerState, bool]:
+    """The headroom after this sample's first tokens, and whether the window is below the
+    setpoint (SLO feedback; module docstring, 5.)."""
+    total, hits = sample.first_tokens, sample.first_tokens_within_slo
+    if total is None or hits is None:
+        return state, False
+    now = sample.time
+    previous = state.slo_samples[-1][0] if state.slo_samples else now
+    samples = tuple(s for s in state.slo_samples if now - s[0] < SLO_WINDOW_SECONDS)
+    samples = (*samples, (now, max(total, 0), max(min(hits, total), 0)))
+    seen = sum(s[1] for s in samples)
+    if seen < SLO_MIN_FIRST_TOKENS:
+        return replace(state, slo_samples=samples), False
+    attained = sum(s[2] for s in samples) / seen
+    setpoint = 1 - (1 - target) * SLO_SETPOINT_SHARE
+    headroom, last_raise = state.headroom, state.last_raise
+    short = attained < setpoint
+    if short:
+        if last_raise is None or now - last_raise >= HEADROOM_RAISE_EVERY_SECONDS:
+            step = min(HEADROOM_GAIN * (setpoint - attained), HEADROOM_STEP_MAX)
+            headroom = min(HEADROOM_MAX, max(headroom, 1.0) * (1 + step))
+            last_raise = now
+    else:
+        decay = math.exp(-max(now - previous, 0.0) / HEADROOM_DECAY_SECONDS)
+        headroom = max(HEADROOM_MIN, HEADROOM_MIN + (headroom - HEADROOM_MIN) * decay)
+    state = replace(state, headroom=headroom, last_raise=last_raise, slo_samples=samples)
+    return state, short
+
+
+def _first_tokens_on_time(sample: LoadSample, target: float) -> bool:
+    total, hits = sample.first_tokens, sample.first_tokens_within_slo
+    return total is not None and hits is not None and total > 0 and hits >= target * total
+
+
+def _prefill(
+    state: AutoscalerState, sample: LoadSample, per_replica: float | None
+) -> tuple[float | None, tuple[tuple[float, float], ...]]:
+    """Replicas the highest recent prompt rate needs at PREFILL_TARGET_UTILISATION, and the
+    rates to remember."""
+    rate = sample.prompt_tokens_per_s
+    if rate is None or per_replica is None or per_replica <= 0 or not math.isfinite(rate):
+        return None, state.prompt_rates
+    now = sample.time
+    rates = tuple(r for r in state.prompt_rates if now - r[0] < PREFILL_WINDOW_SECONDS)
+    rates = (*rates, (now, max(rate, 0.0)))
+    ordered = sorted(r[1] for r in rates)
+    if PREFILL_QUANTILE is None:
+        high = sum(ordered) / len(ordered)
+    else:
+        high = ordered[min(len(ordered) - 1, math.ceil(PREFILL_QUANTILE * len(ordered)) - 1)]
+    return high / (per_replica * PREFILL_TARGET_UTILISATION), rates
+
+
+def _recommend(
+    config: AutoscalingSpec, load: _Load, with_queue: bool = True, headroom: float = 1.0
+) -> tuple[int, str]:
+    """ceil(load in replicas at target x headroom), and the numbers that gave it."""
     answered = max(load.answered, 1)
     terms = {"kv": load.kv / config.target_kv_cache_usage}
     parts = [
@@ -227,6 +346,9 @@ def _recommend(config: AutoscalingSpec, load: _Load, with_queue: bool = True) ->
     if config.target_running_requests is not None:
         terms["running"] = load.running / config.target_running_requests
         parts.append(f"running {load.running:g} (target {config.target_running_requests}/replica)")
+    if load.prefill is not None:
+        terms["prefill"] = load.prefill
+        parts.append(f"prompt rate needs {load.prefill:.2f}")
     tolerated = config.target_queue_depth * answered
     if load.waiting > tolerated:
         parts.append(
@@ -245,8 +367,15 @@ def _recommend(config: AutoscalingSpec, load: _Load, with_queue: bool = True) ->
         parts.append(f"queue {load.waiting:g}")
     if load.unknown:
         parts.append(f"{load.unknown} unknown counted at target")
-    driver = max(terms, key=lambda name: terms[name])
-    wanted = math.ceil(terms[driver] + load.unknown - _EPSILON)
+    # The queue term measures saturation, not a rate: never scaled below itself.
+    scaled = {
+        name: value * (headroom if name in HEADROOM_TERMS else max(headroom, 1.0))
+        for name, value in terms.items()
+    }
+    if headroom != 1:
+        parts.append(f"x{headroom:.2f} headroom from TTFT attainment")
+    driver = max(scaled, key=lambda name: scaled[name])
+    wanted = math.ceil(scaled[driver] + load.unknown - _EPSILON)
     return max(wanted, 0), f"{', '.join(parts)}: wants {wanted} ({driver})"
 
 

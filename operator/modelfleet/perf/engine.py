@@ -8,31 +8,54 @@ Step time (`EngineProfile.step_seconds`) is the roofline of `plan.throughput`, p
     memory  = (weights read + KV bytes/token x KV tokens in the batch) / bandwidth
     compute = 2 x active params x (decode tokens + prefill tokens) / FLOPs
     step    = max(memory, compute) + STEP_OVERHEAD_S + SEQUENCE_OVERHEAD_S x decode sequences
+              + tensor-parallel communication (`tp_comm_seconds`)
 
-bandwidth = GPUs x GB/s x BANDWIDTH_EFFICIENCY (0.7) and FLOPs = GPUs x bf16 TFLOPs x
-COMPUTE_EFFICIENCY (0.5), the constants the planner uses. Weights read per step are the active
-parameters per token in the step, at most all of them (a big MoE batch touches every expert).
-Tensor-parallel communication and the quadratic attention FLOPs of long prompts are ignored.
+bandwidth = GPUs x GB/s x BANDWIDTH_EFFICIENCY (0.7) and FLOPs = GPUs x tensor FLOPs x
+COMPUTE_EFFICIENCY (0.5), the constants the planner uses. The tensor rate is the bf16 one, or
+twice it for fp8 weights on a GPU with fp8 tensor cores (`FP8_GPUS`): vLLM runs fp8 checkpoints
+with fp8 GEMMs (W8A8) there, and the datasheets give fp8 dense = 2x bf16 dense (H100 SXM: 1,979
+vs 989 TFLOPs; L40S: 733 vs 362; L4: 242 vs 121). Prefill is compute-bound, so it runs at that
+rate; decode is bandwidth-bound and gains from the halved weight bytes. Weights read per step are
+the active parameters per token in the step, at most all of them (a big MoE batch touches every
+expert). The quadratic attention FLOPs of long prompts are ignored.
 
-- STEP_OVERHEAD_S = 1.5 ms: scheduling, input preparation and kernel launch of one step that
-  no GPU roofline sees. Calibrated on the one published single-stream point we have (Llama-3.1-8B
-  bf16 on 1x H100 in vLLM: 122 tokens/s, 8.2 ms/token) against its roofline, 16 GB of weights
-  at 3350 GB/s x 0.7 = 6.9 ms: about 1.3 ms is not bandwidth. CUDA graphs keep it that small.
+- STEP_OVERHEAD_S = 0.3 ms: scheduling, input preparation and kernel launch of one step that no
+  GPU roofline sees. Fitted to single-stream time per output token, which excludes the time to
+  first token (the earlier fit used 122 tokens/s end to end, TTFT included, and made decode ~20%
+  slow): Llama-3.1-8B bf16 at batch 1, p50 TPOT 6.48 ms on 1x H100 (yobitel InferenceBench,
+  vLLM 0.21) and 75 tokens/s = 13.3 ms on 1x A100-40GB (public vLLM 0.23 sweep). The roofline
+  alone already gives 6.85 and 14.75 ms (16 GB of weights at 0.7 x 3,350 and 0.7 x 1,555 GB/s),
+  so little is left for overhead; 0.3 ms is what CUDA graphs leave of a step's launch and
+  scheduling. The model then reads 7.15 ms (0.91x the public speed) and 15.05 ms (0.88x), and
+  3.7 ms with fp8 weights on H100, against NVIDIA NIM's 4.63 ms inter-token latency (1.25x).
 - SEQUENCE_OVERHEAD_S = 25 us per decoding sequence per step: the engine's CPU work per sequence
   (block tables, sampling, detokenizing and streaming the token). Without it 256 sequences of
   Llama-8B on an H100 would decode about 11,000 tokens/s, twice what the published
-  high-concurrency numbers show (5,100-5,800 tokens/s with fp8 weights); with it, about 8,800
-  for pure decode at 1,000 tokens of context, 5,900 at 2,000, and 4,500 for a saturated mix of
-  200-2,000 token prompts and 50-500 token outputs (bench/perf/run.py).
+  high-concurrency numbers show (5,100-5,800 tokens/s with fp8 weights).
+- Tensor parallelism (`tp_comm_seconds`): Megatron-style TP does two all-reduces of the step's
+  activations per layer (after attention and after the MLP; Shoeybi et al., "Megatron-LM",
+  2019, section 3). A ring all-reduce of B bytes over n GPUs moves 2 (n-1)/n x B per GPU (NCCL
+  docs, "Performance: algorithm bandwidth vs bus bandwidth"), plus a fixed latency per call.
+  Per GPU link (`_link_for`): NVLink 4 on H100/H200 SXM 450 GB/s each way (900 GB/s total,
+  NVIDIA H100 datasheet), NVLink 5 on B200 900 GB/s, NVLink 3 on A100 SXM 300 GB/s; PCIe cards
+  (L4, L40S, A10G, T4) talk over PCIe 4.0 x16, 32 GB/s each way, ~25 GB/s achieved. Latency
+  per all-reduce: ~10 us on NVLink (vLLM's custom all-reduce for small messages), ~30 us over
+  PCIe. At batch 1 on NVLink this is small next to the weight reads; it grows with the tokens
+  in the step, and on PCIe it is large.
+
+vLLM's scheduler budget depends on the GPU (`vllm_batch_defaults`, from vLLM V1's
+`EngineArgs.get_batch_defaults` in vllm/engine/arg_utils.py, for the OpenAI API server): on a
+GPU with at least 70 GiB that is not an A100, `max_num_batched_tokens` 8192 and `max_num_seqs`
+1024; otherwise (L4, L40S, A10G, A100) 2048 and 256.
 Scheduling follows vLLM v1 with chunked prefill. Every step decodes one token for each decoding
-sequence and spends the rest of `max_batched_tokens` (8192, vLLM's chunked-prefill budget on
-large GPUs) on prefill chunks: first for admitted requests still in prefill, first come first
+sequence and spends the rest of `max_batched_tokens` (vLLM's chunked-prefill budget, by GPU:
+see above) on prefill chunks: first for admitted requests still in prefill, first come first
 served, then for newly admitted ones. A request's first token comes at the end of the step that
 finishes its prefill (that step also produces the token); then one token per step. A request with
 `output_tokens == 1` finishes at its first token.
 
 Admission (waiting -> running) is first come first served, at a step start, while running <
-`max_running` (256, vLLM's --max-num-seqs default), the step has token budget left, and the KV
+`max_running` (vLLM's --max-num-seqs default, by GPU), the step has token budget left, and the KV
 cache has room to *reserve* the request's prompt + output tokens (capped at the whole cache, so
 any single request runs on an empty replica). vLLM instead allocates blocks as the sequence grows
 and preempts (recomputes) the newest request when the cache runs out; reserving up front never
@@ -55,6 +78,7 @@ have ended by `now`.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -70,13 +94,59 @@ from modelfleet.plan.memory import (
     active_weights_bytes,
     estimate,
     kv_bytes_per_token,
+    weight_dtype,
 )
 from modelfleet.plan.throughput import BANDWIDTH_EFFICIENCY, COMPUTE_EFFICIENCY, MAX_BATCH
 
-STEP_OVERHEAD_S = 0.0015
+STEP_OVERHEAD_S = 0.0003
 SEQUENCE_OVERHEAD_S = 25e-6
-MAX_BATCHED_TOKENS = 8192
-MAX_RUNNING = MAX_BATCH  # vLLM --max-num-seqs default
+MAX_BATCHED_TOKENS = 8192  # vLLM's budget on H100-class GPUs (vllm_batch_defaults)
+MAX_RUNNING = MAX_BATCH  # vLLM --max-num-seqs below H100-class (vllm_batch_defaults)
+
+# vLLM V1 EngineArgs.get_batch_defaults (vllm/engine/arg_utils.py), OpenAI API server column:
+# H100-class (>= 70 GiB device memory and not an A100) 8192 batched tokens and 1024 sequences,
+# every other GPU 2048 and 256.
+LARGE_GPU_GIB = 70
+LARGE_GPU_BATCH = (8192, 1024)  # (max_num_batched_tokens, max_num_seqs)
+SMALL_GPU_BATCH = (2048, 256)
+
+# GPUs with fp8 tensor cores (Ada: L4, L40S; Hopper: H100, H200; Blackwell: B200), by catalog
+# name; Ampere (A100, A10G) and Turing (T4) have none and run fp8 checkpoints as weight-only
+# fp8 (Marlin), i.e. compute at the 16-bit rate.
+FP8_GPUS = frozenset({"L4", "L40S", "H100-80GB", "H200", "B200"})
+FP8_COMPUTE_SPEEDUP = 2.0  # dense fp8 / dense bf16 tensor FLOPs on those datasheets
+
+# (bandwidth each way in bytes/s, latency per all-reduce in s) of the GPU-to-GPU link; see the
+# module docstring (NVIDIA datasheets; PCIe 4.0 x16 achieved ~25 GB/s).
+NVLINK5 = (900e9, 10e-6)
+NVLINK4 = (450e9, 10e-6)
+NVLINK3 = (300e9, 10e-6)
+PCIE4 = (25e9, 30e-6)
+LINKS = {
+    "B200": NVLINK5,
+    "H100-80GB": NVLINK4,
+    "H200": NVLINK4,
+    "A100-80GB": NVLINK3,
+    "A100-40GB": NVLINK3,
+}
+ALL_REDUCES_PER_LAYER = 2  # Megatron TP: after attention and after the MLP
+ACTIVATION_BYTES = 2  # bf16 activations
+
+
+def vllm_batch_defaults(gpu: GPU) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) vLLM V1's API server uses on `gpu`."""
+    large = gpu.memory_gib >= LARGE_GPU_GIB and not gpu.name.upper().startswith("A100")
+    return LARGE_GPU_BATCH if large else SMALL_GPU_BATCH
+
+
+def tensor_flops(gpu: GPU, weight_dtype: str) -> float:
+    """Dense tensor FLOPs of one GPU for weights of `weight_dtype` (fp8 only where supported)."""
+    speedup = FP8_COMPUTE_SPEEDUP if weight_dtype == "fp8" and gpu.name in FP8_GPUS else 1.0
+    return gpu.bf16_tflops * 1e12 * speedup
+
+
+def _link_for(gpu: GPU) -> tuple[float, float]:
+    return LINKS.get(gpu.name, PCIE4)
 
 
 @dataclass(frozen=True)
@@ -94,7 +164,12 @@ class EngineProfile:
     active_params: float
     step_overhead_s: float = STEP_OVERHEAD_S
     sequence_overhead_s: float = SEQUENCE_OVERHEAD_S
-    max_context: int | None = None  # informational; requests are not rejected against it
+    max_context: int | None = None  # informational; the simulator's router refuses longer
+    tp_gpus: int = 1  # tensor-parallel degree (GPUs per replica)
+    tp_layers: int = 0  # layers, each with ALL_REDUCES_PER_LAYER all-reduces under TP
+    tp_hidden: int = 0  # hidden size: activation elements per token
+    link_bytes_s: float = PCIE4[0]
+    link_latency_s: float = PCIE4[1]
 
     def __post_init__(self) -> None:
         if self.kv_capacity_tokens < 1:
@@ -111,7 +186,21 @@ class EngineProfile:
         memory = (weights + self.kv_bytes_per_token * kv_tokens) / self.bandwidth_bytes_s
         compute = 2 * self.active_params * tokens / self.flops
         overhead = self.step_overhead_s + self.sequence_overhead_s * decode_sequences
-        return max(memory, compute) + overhead
+        return max(memory, compute) + overhead + self.tp_comm_seconds(tokens)
+
+    def tp_comm_seconds(self, tokens: int) -> float:
+        """Tensor-parallel all-reduces of one step of `tokens` tokens (0 on one GPU)."""
+        n = self.tp_gpus
+        if n <= 1 or self.tp_layers <= 0:
+            return 0.0
+        size = max(tokens, 1) * self.tp_hidden * ACTIVATION_BYTES
+        one = self.link_latency_s + 2 * (n - 1) / n * size / self.link_bytes_s
+        return ALL_REDUCES_PER_LAYER * self.tp_layers * one
+
+    def prefill_tokens_per_s(self) -> float:
+        """Prompt tokens/s of a step budget spent on prefill alone (no decode, no context)."""
+        tokens = self.max_batched_tokens
+        return tokens / self.step_seconds(0, tokens, 0)
 
     def decode_tokens_per_s(self, sequences: int, context_tokens: int) -> float:
         """Steady decode rate of `sequences` sequences of `context_tokens` each (no prefill)."""
@@ -125,10 +214,12 @@ def profile_for(
     *,
     quantization: Quantization | None,
     kv_cache_dtype: KVCacheDtype = "auto",
-    max_running: int = MAX_RUNNING,
-    max_batched_tokens: int = MAX_BATCHED_TOKENS,
+    max_running: int | None = None,
+    max_batched_tokens: int | None = None,
 ) -> EngineProfile:
-    """The profile of `memory.gpus` GPUs of `gpu` serving `arch`; ValueError if no KV fits."""
+    """The profile of `memory.gpus` GPUs of `gpu` serving `arch`; ValueError if no KV fits.
+
+    The batch limits default to vLLM's for the GPU (`vllm_batch_defaults`)."""
     kv_token = kv_bytes_per_token(arch, kv_cache_dtype)
     kv_budget = memory.capacity - memory.weights - memory.overhead
     capacity = math.floor(kv_budget / kv_token) if kv_budget > 0 else 0
@@ -136,17 +227,26 @@ def profile_for(
         raise ValueError(
             f"{arch.id} does not fit on {memory.gpus}x {gpu.name}: no memory left for KV cache"
         )
+    default_tokens, default_seqs = vllm_batch_defaults(gpu)
+    bandwidth, latency = _link_for(gpu)
     return EngineProfile(
         kv_capacity_tokens=capacity,
-        max_running=max_running,
-        max_batched_tokens=max_batched_tokens,
+        max_running=default_seqs if max_running is None else max_running,
+        max_batched_tokens=default_tokens if max_batched_tokens is None else max_batched_tokens,
         weights_bytes=memory.weights,
         active_weights_bytes=min(memory.weights, active_weights_bytes(arch, quantization)),
         kv_bytes_per_token=kv_token,
         bandwidth_bytes_s=memory.gpus * gpu.bandwidth_gbs * 1e9 * BANDWIDTH_EFFICIENCY,
-        flops=memory.gpus * gpu.bf16_tflops * 1e12 * COMPUTE_EFFICIENCY,
+        flops=memory.gpus
+        * tensor_flops(gpu, weight_dtype(arch, quantization))
+        * COMPUTE_EFFICIENCY,
         active_params=arch.active_params,
         max_context=round(memory.kv_cache / kv_token),
+        tp_gpus=memory.gpus,
+        tp_layers=arch.layers,
+        tp_hidden=arch.hidden,
+        link_bytes_s=bandwidth,
+        link_latency_s=latency,
     )
 
 
@@ -490,7 +590,11 @@ class ReplicaEngine:
         segment.a = (weights + profile.kv_bytes_per_token * context) / profile.bandwidth_bytes_s
         segment.b = profile.kv_bytes_per_token * decoding / profile.bandwidth_bytes_s
         segment.c = 2 * profile.active_params * decoding / profile.flops
-        segment.o = profile.step_overhead_s + profile.sequence_overhead_s * decoding
+        segment.o = (
+            profile.step_overhead_s
+            + profile.sequence_overhead_s * decoding
+            + profile.tp_comm_seconds(decoding)
+        )
         segment.end = self._now + segment.elapsed(segment.steps)
         segment.emits = True
         if self._future and not self._waiting and self._could_admit(self._future[0][2]):
@@ -551,12 +655,21 @@ class ReplicaEngine:
         heapq.heapify(self._finishes)
 
     def _clone(self) -> ReplicaEngine:
-        """A copy to look ahead on; sequences that can still change are copied."""
+        """A copy to look ahead on; sequences that can still change are copied.
+
+        A look-ahead stops at its first event, and a running sequence leaves only with an event
+        (or an abort), so it admits at most max_running - running (+ aborted) of the waiting
+        sequences, first come first served: the look-ahead gets copies of those and one more
+        (shared: it cannot be admitted, it keeps the queue non-empty), not the whole queue,
+        which can be hundreds of thousands long in an overloaded run."""
         other = ReplicaEngine.__new__(ReplicaEngine)
         other.__dict__.update(self.__dict__)
-        copies = {id(seq): seq.copy() for seq in (*self._waiting, *self._prefilling)}
+        running = len(self._prefilling) + len(self._decoding)
+        room = max(0, self.profile.max_running - running) + len(self._aborted)
+        head = list(itertools.islice(self._waiting, room + 1))
+        copies = {id(seq): seq.copy() for seq in (*head[:room], *self._prefilling)}
         other._future = list(self._future)
-        other._waiting = deque(copies[id(seq)] for seq in self._waiting)
+        other._waiting = deque(copies.get(id(seq), seq) for seq in head)
         other._prefilling = [copies[id(seq)] for seq in self._prefilling]
         other._decoding = dict(self._decoding)
         other._finishes = list(self._finishes)

@@ -135,6 +135,14 @@ def add_engine_commands(commands: Any) -> None:
         metavar="SECONDS",
         help="progress line interval, on stderr with -o json (default: %(default)s)",
     )
+    load.add_argument(
+        "--routing",
+        choices=["random", "least-outstanding", "round-robin"],
+        default="random",
+        help="pod per request: random (as a Service, default), least-outstanding (a gateway), "
+        "round-robin (IPVS)",
+    )
+    load.add_argument("--seed", type=int, metavar="N", help="seed of the random routing")
     load.set_defaults(func=_load)
 
 
@@ -225,6 +233,8 @@ def _load(args: argparse.Namespace) -> int:
         prompt_tokens=args.prompt_tokens,
         output_tokens=args.output_tokens,
         drain_seconds=args.drain,
+        routing=args.routing,
+        seed=args.seed,
     )
     out = sys.stderr if args.output == "json" else sys.stdout
 

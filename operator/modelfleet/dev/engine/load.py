@@ -1,7 +1,10 @@
 """`modelfleet load`: streaming completions against one ModelDeployment's ready pods.
 
-Sends to each pod's IP and port 8000 directly, round-robin: the local cluster has no kube-proxy,
-so Service IPs do not route. The pod list is refreshed every `refresh_seconds`, so new replicas
+Sends to each pod's IP and port 8000 directly (the local cluster has no kube-proxy, so Service
+IPs do not route), picking the pod per request as `LoadConfig.routing` says: "random" (default,
+what a Service does: kube-proxy in iptables mode picks an endpoint at random; seeded with
+`seed`), "least-outstanding" (fewest of our requests in flight, as a load-aware gateway does) or
+"round-robin" (IPVS mode). The pod list is refreshed every `refresh_seconds`, so new replicas
 get load and removed ones stop getting it. Open loop (`rate`, evenly spaced requests per second)
 or closed loop (`concurrency` requests always in flight). Time to first token is measured by the
 client: from sending to the first chunk with text.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,6 +36,7 @@ from modelfleet.dev.replay.metrics import percentile as nearest_rank
 from modelfleet.render.children import OWNER_LABEL, serving
 from modelfleet.render.engines import ENGINE_PORT
 
+ROUTINGS = ("random", "least-outstanding", "round-robin")
 DRAIN_SECONDS = 120.0  # default: after the duration, in-flight requests get this long to finish
 
 
@@ -51,6 +56,12 @@ class LoadConfig:
     refresh_seconds: float = 3.0
     request_timeout: float = 300.0
     drain_seconds: float = DRAIN_SECONDS  # then the rest are abandoned (the engines abort them)
+    routing: str = "random"  # or "least-outstanding", "round-robin"
+    seed: int | None = None  # of the random routing; None: a fresh one each run
+
+    def __post_init__(self) -> None:
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}")
 
 
 @dataclass
@@ -163,6 +174,21 @@ def deployment_model(api_client: Any, namespace: str, deployment: str) -> str:
     return model
 
 
+def choose_target(
+    targets: Sequence[Target],
+    routing: str,
+    rng: random.Random,
+    outstanding: Counter[str],
+    turn: int,
+) -> Target:
+    """The pod for the next request (`targets` not empty); see the module docstring."""
+    if routing == "random":
+        return rng.choice(targets)
+    if routing == "least-outstanding":
+        return min(targets, key=lambda target: outstanding[target.pod])
+    return targets[turn % len(targets)]
+
+
 async def run_load(
     discover: Callable[[], Sequence[Target]],
     model: str,
@@ -185,12 +211,15 @@ async def run_load(
     timeout = aiohttp.ClientTimeout(total=config.request_timeout)
     connector = aiohttp.TCPConnector(limit=0)
 
+    rng = random.Random(config.seed)
+    outstanding: Counter[str] = Counter()
+
     def next_target() -> Target | None:
         nonlocal turn
         if not targets:
             return None
         turn += 1
-        return targets[turn % len(targets)]
+        return choose_target(targets, config.routing, rng, outstanding, turn)
 
     async def refresh() -> None:
         nonlocal targets
@@ -214,7 +243,11 @@ async def run_load(
             stats.errors["no ready pods"] += 1
             return
         stats.per_pod[target.pod] += 1
-        await _send(session, target, body, stats)
+        outstanding[target.pod] += 1
+        try:
+            await _send(session, target, body, stats)
+        finally:
+            outstanding[target.pod] -= 1
 
     async def open_loop(session: aiohttp.ClientSession, tasks: set[asyncio.Task[None]]) -> None:
         rate = config.rate or 1.0

@@ -7,7 +7,8 @@ kubernetes client, modelfleet.kube, handlers, dev.cluster or dev.engine. The rul
 - Arrivals come from the trace, relative to its first row, divided by the time scale (trace.py).
 - Each replica is a ReplicaEngine (modelfleet.perf.engine) of the deployment's placement, planned
   as `modelfleet plan --all-gpus` does.
-- Router: round-robin over ready, non-draining replicas (roughly what a Kubernetes Service does);
+- Router: random over ready, non-draining replicas (what a Kubernetes Service does; seeded), or
+  least-outstanding / round-robin; requests longer than the context are refused (a miss);
   with none ready, requests wait in a router queue and the wait counts in their TTFT (fleet.py).
 - Scale-up: a replica is ready after the start-up delay and costs from its creation. Scale-down:
   loading replicas first, then the most recently ready; a removed ready replica drains its
@@ -16,5 +17,6 @@ kubernetes client, modelfleet.kube, handlers, dev.cluster or dev.engine. The rul
 - Policies (policies.py, runner.py): modelfleet calls autoscale.policy.decide() every
   intervalSeconds with LoadSamples from the replicas' engine load, exactly as the operator does;
   static-peak is the fewest fixed replicas meeting the SLO-attainment target; inflight is
-  KubeAI-style; oracle knows the load per slot and has no start-up delay (the near-lower bound).
+  KubeAI-style; keda-queue is KEDA/HPA on the waiting requests; oracle and hourly are
+  clairvoyants that obey the same rules (start-up ordered ahead and paid, load carried over).
 """

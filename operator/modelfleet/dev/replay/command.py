@@ -28,12 +28,12 @@ from modelfleet.autoscale.policy import Limits
 from modelfleet.catalog.gpus import default_gpus
 from modelfleet.cli.tables import table
 from modelfleet.cli.yaml_files import read_documents
-from modelfleet.dev.replay.fleet import Engine, EngineFactory
+from modelfleet.dev.replay.fleet import ROUTINGS, Engine, EngineFactory
 from modelfleet.dev.replay.metrics import Result
 from modelfleet.dev.replay.policies import KUBEAI_TARGET_REQUESTS
 from modelfleet.dev.replay.runner import POLICIES, Setup, ratios, run_policies
 from modelfleet.dev.replay.trace import TraceError, TraceRequest, read_trace
-from modelfleet.perf.engine import ReplicaEngine, profile_for_placement
+from modelfleet.perf.engine import EngineProfile, ReplicaEngine, profile_for_placement
 from modelfleet.plan import Placement, PriceSheet, hypothetical_inventory, place
 from modelfleet.plan.request import PlacementRequest, PlanInputError, request_from_manifest
 
@@ -97,8 +97,12 @@ def add_simulate_command(commands: Any) -> None:
         "  static-peak  fewest fixed replicas meeting --slo-target over the whole trace\n"
         "  inflight     KubeAI-style: 10 s interval, 10 min average of in-flight requests\n"
         "               per replica vs --inflight-target, 30 s scale-down delay\n"
-        "  oracle       knows the load per --oracle-slot, no start-up delay (the lower bound)\n"
-        "  all          all four, with GPU-hour ratios of modelfleet to the others\n\n"
+        "  keda-queue   KEDA/HPA-style: waiting requests / 5 per replica, 15 s polling,\n"
+        "               300 s scale-down stabilisation\n"
+        "  oracle       clairvoyant per --oracle-slot that plays by the rules (start-up,\n"
+        "               carried-over load); with it, the hourly clairvoyant too\n"
+        "  all          all of them, with GPU-hour ratios of modelfleet to the others;\n"
+        "               every policy starts at the hourly clairvoyant's first-hour count\n\n"
         "TRACE.csv: TIMESTAMP,ContextTokens,GeneratedTokens (the Azure LLM inference trace\n"
         "format; TIMESTAMP a date-time or seconds). See docs/simulate.md.\n"
         "Exit 0: done, 2: bad input.",
@@ -163,6 +167,16 @@ def add_simulate_command(commands: Any) -> None:
         help="the oracle's planning slot (default 60)",
     )
     simulate.add_argument(
+        "--routing",
+        choices=ROUTINGS,
+        default="random",
+        help="how requests reach replicas: random (a Service, default), least-outstanding "
+        "(a load-aware gateway), round-robin (IPVS)",
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the random routing (default 0)"
+    )
+    simulate.add_argument(
         "-o",
         "--output",
         choices=("table", "json"),
@@ -221,17 +235,22 @@ def load_deployment(
     return Deployment(name=name, spec=spec, placement=placement)
 
 
-def engine_factory(placement: Placement) -> EngineFactory:
-    """ReplicaEngine for the placement's model, GPU, count, quantization and context."""
+def engine_profile(placement: Placement) -> EngineProfile:
+    """The performance profile of the placement's model, GPU, count, quantization, context."""
     chosen = placement.chosen
     assert chosen is not None
-    profile = profile_for_placement(
+    return profile_for_placement(
         placement.model,
         chosen.gpu_product,
         chosen.gpus,
         quantization=chosen.quantization,
         max_context=placement.max_context_length,
     )
+
+
+def engine_factory(placement: Placement) -> EngineFactory:
+    """ReplicaEngine for the placement's model, GPU, count, quantization and context."""
+    profile = engine_profile(placement)
 
     def factory(now: float) -> Engine:
         return ReplicaEngine(profile, now=now)
@@ -248,6 +267,8 @@ def setup_for(
     startup_delay: float = 120.0,
     inflight_target: float = float(KUBEAI_TARGET_REQUESTS),
     oracle_slot: float = 60.0,
+    routing: str = "random",
+    seed: int = 0,
     err: TextIO | None = None,
 ) -> Setup:
     """The Setup for every policy of one comparison; progress goes to `err` (if given)."""
@@ -276,6 +297,10 @@ def setup_for(
         startup_delay=startup_delay,
         inflight_target=inflight_target,
         oracle_slot=oracle_slot,
+        routing=routing,
+        seed=seed,
+        max_context=placement.max_context_length,
+        prefill_tokens_per_s=engine_profile(placement).prefill_tokens_per_s(),
         progress=progress,
     )
 
@@ -311,6 +336,8 @@ def prepare(
         startup_delay=args.startup_delay,
         inflight_target=args.inflight_target,
         oracle_slot=args.oracle_slot,
+        routing=getattr(args, "routing", "random"),
+        seed=getattr(args, "seed", 0),
         err=err,
     )
     return deployment, setup
@@ -424,6 +451,7 @@ def format_table(results: list[Result], extra: Mapping[str, float | None], heade
         "gpuHoursVsStaticPeak": "static-peak",
         "gpuHoursVsOracle": "oracle",
         "gpuHoursVsInflight": "inflight",
+        "gpuHoursVsKedaQueue": "keda-queue",
     }
     notes += [
         f"GPU-hours modelfleet / {names[key]}: " + ("-" if value is None else f"{value:.3f}")

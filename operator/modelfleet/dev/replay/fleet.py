@@ -8,9 +8,14 @@ times, so advancing late loses nothing.
 
 Rules (also in docs/simulate.md):
 
-- Router: round-robin over ready replicas that are not draining, in creation order (a
-  Kubernetes Service spreads connections roughly evenly over ready endpoints; kube-proxy in
-  iptables mode picks at random, IPVS round-robins). With no ready replica, requests wait in a
+- Router (`routing`): "random" (default) picks a ready replica that is not draining uniformly at
+  random from a seeded generator, as a plain Kubernetes Service does (kube-proxy in iptables
+  mode picks an endpoint at random per connection); "least-outstanding" picks the one with the
+  fewest requests in flight (lowest index on a tie), as a load-aware gateway does;
+  "round-robin" (IPVS mode) is kept for comparison. The same seed gives the same run.
+- Requests longer than the deployment's context (prompt + output > `max_context`) are refused
+  at once, as vLLM refuses them: no first token, so they count as SLO misses (`refused`).
+  With no ready replica, requests wait in a
   router queue, in order, and are sent out as soon as one becomes ready; that wait is part of
   their time to first token. The controllers see the replicas only, not the router queue, as the
   operator does (it has no gateway yet), except the KubeAI-style baseline, whose proxy counts the
@@ -28,6 +33,7 @@ Rules (also in docs/simulate.md):
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +46,7 @@ INF = math.inf
 # After the last arrival, requests held in the router queue (no ready replica) wait at most this
 # long past a start-up delay for a replica before the run gives up on them ("unserved").
 ROUTER_GIVE_UP_SECONDS = 3600.0
+ROUTINGS = ("random", "least-outstanding", "round-robin")
 
 
 class Engine(Protocol):
@@ -81,6 +88,10 @@ class FleetView(Protocol):
     def ready_loads(self) -> list[EngineLoad]: ...
 
     def ready_in_flight(self) -> int: ...
+
+    def first_tokens(self) -> tuple[int, int]: ...  # cumulative (all, within the TTFT SLO)
+
+    def prompt_tokens(self) -> int: ...  # cumulative prompt tokens sent to the engines
 
 
 class Controller(Protocol):
@@ -129,6 +140,7 @@ class Outcome:
     max_replicas: int
     scale_events: int
     changes: list[ScaleChange] = field(default_factory=list)
+    refused: int = 0  # longer than the context: refused by the engine, never served
 
 
 class Simulation:
@@ -141,9 +153,23 @@ class Simulation:
         controller: Controller,
         *,
         startup_delay: float,
+        routing: str = "random",
+        seed: int = 0,
+        max_context: int | None = None,
+        slo_seconds: float = 2.0,
     ) -> None:
         if startup_delay < 0:
             raise ValueError("startup_delay must be >= 0")
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
+        self.routing = routing
+        self.rng = random.Random(seed)
+        self.max_context = max_context
+        self.refused = 0
+        self.slo_seconds = slo_seconds
+        self._first = 0
+        self._first_within = 0
+        self._prompt_sent = 0
         self.requests = requests
         self.engine_factory = engine_factory
         self.controller = controller
@@ -184,6 +210,16 @@ class Simulation:
 
     def ready_in_flight(self) -> int:
         return sum(engine.in_flight for engine in self._ready)
+
+    def first_tokens(self) -> tuple[int, int]:
+        """First tokens so far, and how many within the TTFT SLO: what the engines' TTFT
+        histograms count (refused requests never get one)."""
+        return self._first, self._first_within
+
+    def prompt_tokens(self) -> int:
+        """Prompt tokens sent to the engines so far (their prompt-token counters, summed, count
+        them at prefill: the same in the long run, a little later in a burst)."""
+        return self._prompt_sent
 
     # The loop ------------------------------------------------------------------------------
 
@@ -237,6 +273,7 @@ class Simulation:
             max_replicas=self._max,
             scale_events=len(self._changes),
             changes=self._changes,
+            refused=self.refused,
         )
 
     # Steps ---------------------------------------------------------------------------------
@@ -256,17 +293,32 @@ class Simulation:
             if event.kind == "first_token":
                 index = int(event.request_id)
                 if self.ttft[index] is None:
-                    self.ttft[index] = event.time - self.requests[index].arrival
+                    ttft = event.time - self.requests[index].arrival
+                    self.ttft[index] = ttft
+                    self._first += 1
+                    self._first_within += ttft <= self.slo_seconds + 1e-9
 
     def _dispatch(self, index: int, now: float) -> None:
+        request = self.requests[index]
+        limit = self.max_context
+        if limit is not None and request.prompt_tokens + request.output_tokens > limit:
+            self.refused += 1  # vLLM answers 400 at once; the TTFT stays None (a miss)
+            return
         engines = self._ready
         if not engines:
             self.queue.append(index)
             return
-        engine = engines[self._rr % len(engines)]
-        self._rr += 1
+        if self.routing == "random":
+            engine = engines[self.rng.randrange(len(engines))]
+        elif self.routing == "least-outstanding":
+            for candidate in engines:
+                self._record(candidate.advance(now))
+            engine = min(engines, key=lambda e: e.in_flight)
+        else:
+            engine = engines[self._rr % len(engines)]
+            self._rr += 1
         self._record(engine.advance(now))
-        request = self.requests[index]
+        self._prompt_sent += request.prompt_tokens
         engine.submit(Request(str(index), now, request.prompt_tokens, request.output_tokens))
 
     def _decide(self, now: float) -> None:
