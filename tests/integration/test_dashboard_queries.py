@@ -29,6 +29,7 @@ from modelfleet.dev.cluster.build import ensure_helm
 from modelfleet.dev.engine.load import LoadConfig, kube_targets, run_load
 from tests.integration.engine_fixtures import wait_for_engines
 from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
+from tests.integration.test_cost_report import modelfleet_cost
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +110,8 @@ def test_every_dashboard_panel_has_data_after_load(
     mds: ModelDeployments,
     emulator: Path,
     prom: prometheus.Prometheus,
+    kubeconfig: Path,
+    tmp_path: Path,
 ) -> None:
     board = dashboard()
     variables = {
@@ -175,6 +178,17 @@ def test_every_dashboard_panel_has_data_after_load(
                 pytrace=False,
             )
         time.sleep(SCRAPE_INTERVAL)
+
+    # `modelfleet cost --prometheus`: the same history as a report, as a user runs it.
+    html = tmp_path / "cost.html"
+    history = modelfleet_cost(
+        kubeconfig, "-n", namespace, "--prometheus", prom.url, "--since", "10m", "--html", str(html)
+    )
+    rows = {row["name"]: row for row in history["deployments"]}
+    assert rows.keys() == {LOADED, IDLE}, history
+    assert rows[LOADED]["tokens"]["output"] > 0 and rows[IDLE]["tokens"]["output"] == 0, rows
+    assert all(row["hourly"] > 0 and row["spend"] > 0 for row in rows.values()), rows
+    assert html.stat().st_size > 0 and "plotly" in html.read_text()
 
     # The namespace variable's query lists the test's namespace.
     namespace_variable = next(v for v in board["templating"]["list"] if v["name"] == "namespace")

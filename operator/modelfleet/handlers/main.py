@@ -193,6 +193,7 @@ async def _serve(
                 for task in (periodic, scraping, pricing):
                     task.cancel()
                 await asyncio.gather(periodic, scraping, pricing, return_exceptions=True)
+                await modeldeployment.stop_refreshes()
                 metrics.stopped_leading()
             if not lost.is_set():
                 return 0  # kopf ended on a signal

@@ -7,6 +7,7 @@ seconds instead of a timer period.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -36,7 +37,7 @@ from modelfleet.cost import ApiPriceError, kube_time, node_prices
 from modelfleet.handlers import costs, metrics
 from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.serial import PerObject
-from modelfleet.kube.client import Kube
+from modelfleet.kube.client import Kube, NotLeader
 from modelfleet.plan.deployment import plan_deployment
 from modelfleet.plan.inventory import Inventory, parse_inventory
 from modelfleet.plan.prices import PriceSheet
@@ -101,12 +102,35 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Refresh the owner's status in a task, without waiting here for the owner's lock: while a
+    handler waits, kopf keeps the child's events queued with their whole bodies, and in a burst
+    of a thousand new deployments that held ~100 MB (issue 10). A refresh already waiting for
+    the lock takes in later events (PerObject.refresh), so these tasks stay few."""
     key = (str(body.metadata.namespace), str(body.metadata.labels[OWNER_LABEL]))
+    task = asyncio.create_task(_refresh(memo, key))
+    refreshes.add(task)
+    task.add_done_callback(refreshes.discard)
+
+
+refreshes: set[asyncio.Task[None]] = set()  # strong references until each ends
+
+
+async def _refresh(memo: kopf.Memo, key: tuple[str, str]) -> None:
     try:
         await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key, memo.prices)
+    except NotLeader:
+        pass  # leadership lost: the next leader refreshes from its own listing
     except Exception:
         metrics.HANDLER_ERRORS.labels("child-event").inc()
-        raise
+        log.exception("%s/%s: refreshing the status after a child's event failed", *key)
+
+
+async def stop_refreshes() -> None:
+    """Leadership lost (kopf stopped): end the refreshes still waiting or running."""
+    tasks = list(refreshes)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def seeing(memo: kopf.Memo, key: tuple[str, str]) -> Callable[[], ClusterView]:
