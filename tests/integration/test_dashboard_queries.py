@@ -182,7 +182,17 @@ def test_every_dashboard_panel_has_data_after_load(
     # `modelfleet cost --prometheus`: the same history as a report, as a user runs it.
     html = tmp_path / "cost.html"
     history = modelfleet_cost(
-        kubeconfig, "-n", namespace, "--prometheus", prom.url, "--since", "10m", "--html", str(html)
+        kubeconfig,
+        "-n",
+        namespace,
+        "--prometheus",
+        prom.url,
+        "--since",
+        "10m",
+        "-o",
+        "json",
+        "--html",
+        str(html),
     )
     rows = {row["name"]: row for row in history["deployments"]}
     assert rows.keys() == {LOADED, IDLE}, history

@@ -187,18 +187,15 @@ LEADER_SINCE = T0 + 1  # when this leader started watching
 @pytest.mark.parametrize(
     ("counters", "bound", "watermark", "expected"),
     [
-        # bound after the watermark: its first sample counts whole
+        # bound after what earlier leaders counted: its first sample counts whole
         ([(10, 5), (30, 15)], T0, T0 - 10, Tokens(30, 15)),
-        # bound before the watermark and before this leader started: the last writer counted
-        # it, so the first sample is a baseline
+        # bound before what an earlier leader counted up to: it counted this pod, so the
+        # first sample is a baseline
         ([(10, 5), (30, 15)], T0, T0 + 10, Tokens(20, 10)),
         # an engine restart: the counter went down, the new value counts whole
         ([(10, 5), (30, 15), (4, 2), (6, 3)], T0, T0 - 10, Tokens(36, 18)),
-        # no status yet: everything counts
+        # no tokens in status yet: nobody counted anything, everything counts
         ([(10, 5)], T0, None, Tokens(10, 5)),
-        # bound before the watermark but after this leader started (its status was written
-        # while the pod's first scrapes failed): nobody else counted it
-        ([(10, 5), (30, 15)], T0 + 5, T0 + 10, Tokens(30, 15)),
     ],
 )
 def test_ledger_counts_tokens_with_resets_and_baselines(
@@ -209,6 +206,20 @@ def test_ledger_counts_tokens_with_resets_and_baselines(
         scrape(ledger, "p1", T0 + 5 * step, prompt, generation)
     seen = ledger.see(("ns", "md"), [pod("p1", "l4-a", 1, bound)], PRICES, watermark, T0 + 60)
     assert seen.new_tokens == expected
+
+
+def test_what_earlier_leaders_counted_is_taken_once_per_term() -> None:
+    """This leader wrote the first status before the pod's first scrape answered (status had no
+    tokens then): the pod is all ours, however late its first sample comes."""
+    ledger = Ledger(clock=lambda: T0)
+    owner, pods = ("ns", "md"), [pod("p1", "l4-a", 1, T0)]
+    assert ledger.see(owner, pods, PRICES, None, T0 + 5).new_tokens is None  # not scraped yet
+    scrape(ledger, "p1", T0 + 20, 300, 40)  # requests served before the first answer
+    seen = ledger.see(owner, pods, PRICES, T0 + 10, T0 + 21)  # status now has tokens (ours)
+    assert seen.new_tokens == Tokens(300, 40)
+    ledger.restart()  # a new term: status is what the last one counted
+    scrape(ledger, "p1", T0 + 30, 350, 50)
+    assert ledger.see(owner, pods, PRICES, T0 + 21, T0 + 31).new_tokens == Tokens(0, 0)
 
 
 def test_ledger_remembers_what_was_written() -> None:

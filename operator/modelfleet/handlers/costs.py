@@ -82,7 +82,7 @@ class PodCost:
     counted: Tokens = field(default_factory=Tokens)  # increases since the first scrape
     checkpoints: list[CounterSample] = field(default_factory=list)  # counted, >= 30 s apart
     latest: CounterSample | None = None  # counted at the latest scrape
-    from_zero: bool | None = None  # the first scrape counts whole (started after the watermark)
+    from_zero: bool | None = None  # the first scrape counts whole (bound after what was counted)
     written: Tokens = field(default_factory=Tokens)  # of `effective`, already in status
 
     @property
@@ -128,17 +128,20 @@ class Ledger:
         self._clock = clock
         self._lock = threading.Lock()
         self._owners: dict[Owner, dict[str, PodCost]] = {}
+        self._inherited: dict[Owner, float | None] = {}  # what earlier leaders counted up to
         self.started = clock()
 
     def restart(self) -> None:
         """A new term as leader: forget everything; status is where the last term left off."""
         with self._lock:
             self._owners.clear()
+            self._inherited.clear()
             self.started = self._clock()
 
     def forget(self, owner: Owner) -> None:
         with self._lock:
             self._owners.pop(owner, None)
+            self._inherited.pop(owner, None)
 
     def record(self, sample: PodSample) -> None:
         """A scrape of one pod (the scrape loop's listener)."""
@@ -167,17 +170,19 @@ class Ledger:
         owner: Owner,
         pods: Sequence[Mapping[str, Any]],
         prices: Mapping[str, NodePrice],
-        watermark: float | None,
+        counted_until: float | None,
         now: float,
     ) -> Seen:
         """Bring the deployment's pods up to date with the watch and total what is unwritten.
 
-        `watermark`: status.cost.accruedUntil (None: nothing accrued yet). A pod bound after it,
-        or after this leader started, counts every token its engine reports; an older one was
-        counted up to the watermark by whoever wrote it, so its first scrape is a baseline.
+        `counted_until`: status.cost.accruedUntil when status holds tokens (None: no tokens
+        were ever written). The first value this leader sees is what earlier leaders counted:
+        a pod bound after it counts every token its engine reports; an older one was counted up
+        to then by an earlier leader, so its first scrape is a baseline.
         """
         intervals = {interval.uid: interval for interval in pod_intervals(pods, prices)}
         with self._lock:
+            inherited = self._inherited.setdefault(owner, counted_until)
             ledger = self._owners.setdefault(owner, {})
             for uid, interval in intervals.items():
                 pod = ledger.setdefault(uid, PodCost())
@@ -189,11 +194,7 @@ class Ledger:
                     if pod.interval.end is None:  # gone without being seen terminating
                         pod.interval = dataclasses.replace(pod.interval, end=pod.last_seen)
                 if pod.from_zero is None and pod.first is not None and pod.interval is not None:
-                    # Nobody else counted a pod bound after the watermark, or after this
-                    # leader started watching: its engine's counters are all ours.
-                    pod.from_zero = watermark is None or pod.interval.start >= min(
-                        watermark, self.started
-                    )
+                    pod.from_zero = inherited is None or pod.interval.start >= inherited
             self._prune(ledger, now)
             counted = [pod for pod in ledger.values() if pod.from_zero is not None]
             pending = {

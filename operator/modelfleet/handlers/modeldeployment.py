@@ -120,7 +120,10 @@ async def _refresh(memo: kopf.Memo, key: tuple[str, str]) -> None:
         await serial.refresh(key, seeing(memo, key), refresh_status, memo.kube, *key, memo.prices)
     except NotLeader:
         pass  # leadership lost: the next leader refreshes from its own listing
-    except Exception:
+    except DynamicApiError as error:  # the API refused or failed: the next event or resync retries
+        metrics.HANDLER_ERRORS.labels("child-event").inc()
+        log.warning("%s/%s: refreshing the status after a child's event failed: %s", *key, error)
+    except Exception:  # a bug: with its traceback
         metrics.HANDLER_ERRORS.labels("child-event").inc()
         log.exception("%s/%s: refreshing the status after a child's event failed", *key)
 
@@ -333,8 +336,12 @@ def _cost(
         [n for n in view.nodes if (n.get("metadata") or {}).get("name") in hosts], prices
     )  # only the nodes its pods are on: a resync of each deployment must not price them all
     previous = md.status.cost
-    watermark = kube_time(previous.accrued_until) if previous and previous.accrued_until else None
-    seen = costs.ledger.see(owner, view.own_pods, node_price, watermark, now)
+    counted_until = (
+        kube_time(previous.accrued_until)
+        if previous and previous.accrued_until and previous.tokens is not None
+        else None
+    )
+    seen = costs.ledger.see(owner, view.own_pods, node_price, counted_until, now)
     try:
         row = comparison(md, costs.settings.api_prices)
     except ApiPriceError:

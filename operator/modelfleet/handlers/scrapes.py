@@ -245,12 +245,15 @@ class Loops:
     async def _scrape_once(self, scraper: Scraper, pod: EnginePod) -> None:
         """A terminating pod's last scrape, for its counters; its sample is not kept for load."""
         try:
+            started = time.monotonic()
             sample = await scraper.sample(pod.ip, pod.profile)
+            ended = time.monotonic()
             if sample is not None:
-                final = PodSample(pod, time.monotonic(), self.period_of(pod), sample, time.time())
+                final = PodSample(pod, ended, self.period_of(pod), sample, time.time())
                 for listener in self.samples.listeners:
                     listener(final)
             metrics.ENGINE_SCRAPES.labels("ok" if sample is not None else "unknown").inc()
+            metrics.ENGINE_SCRAPE_SECONDS.observe(ended - started)
         except asyncio.CancelledError:
             raise
         except Exception:
