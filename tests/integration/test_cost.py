@@ -37,6 +37,8 @@ LOAD = LoadConfig(concurrency=4, duration=15, prompt_tokens=300, output_tokens=4
 @pytest.fixture
 def fast_cost_writes(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
     operator_process.restart(MODELFLEET_COST_WRITE_SECONDS=WRITE_SECONDS)
+    # Leading before the test's pods exist, so "the last hour" starts before them.
+    wait_until(lambda: "modelfleet_leader 1.0" in operator_process.metrics(), 60, "leading")
     try:
         yield operator_process
     finally:

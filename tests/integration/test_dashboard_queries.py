@@ -140,7 +140,8 @@ def test_every_dashboard_panel_has_data_after_load(
     up = wait_until(both_up, 60, f"{engines} == 1 for both engine pods")
     assert {s["metric"]["deployment"] for s in up} == {LOADED, IDLE}, up
     assert {s["metric"]["engine"] for s in up} == {"vllm"}, up
-    assert prom.query(f'up{{job="{prometheus.OPERATOR_JOB}"}} == 1'), "operator not scraped"
+    operator_up = f'up{{job="{prometheus.OPERATOR_JOB}"}} == 1'
+    wait_until(lambda: prom.query(operator_up), 30, f"{operator_up} (the operator scraped)")
 
     report = asyncio.run(run_load(kube_targets(api, namespace, LOADED), MODEL, LOAD))
     assert report["ok"] > 0, report

@@ -262,3 +262,19 @@ def test_a_new_leader_neither_loses_nor_double_counts_beyond_the_bound() -> None
     lost = 0.50 * (800 - 600) / 3600  # p2 after the last write: the stated bound
     assert b.spend == pytest.approx(wall_clock - lost)
     assert b.spend <= wall_clock
+
+
+def test_a_pod_counted_from_zero_brings_its_first_scrape_into_the_last_hour() -> None:
+    """Bound before this leader started watching (the window's start), first scraped after:
+    what that scrape reports was served from zero and counts in the window."""
+    ledger = Ledger(clock=lambda: T0 + 100)
+    owner, pods = ("ns", "md"), [pod("p1", "l4-a", 1, T0)]
+    scrape(ledger, "p1", T0 + 200, 300, 40)
+    scrape(ledger, "p1", T0 + 260, 600, 80)
+    seen = ledger.see(owner, pods, PRICES, None, T0 + 300)
+    cost = cost_status(
+        None, inputs(T0 + 300, pods, replicas=seen.replicas, observing_since=T0 + 100)
+    )
+    assert cost.per_million_tokens is not None
+    window_cost = 0.70 * 200 / 3600  # the window: from T0 + 100
+    assert cost.per_million_tokens.output == pytest.approx(window_cost / 80 * 1e6)

@@ -106,6 +106,10 @@ class PodCost:
             )
             for p in points
         ]
+        if self.from_zero and samples and samples[0].time > self.interval.start:
+            # The engine started from zero when the pod did: what the first scrape reports
+            # counts when it is reported, even for a pod bound before the window began.
+            samples.insert(0, CounterSample(self.interval.start, 0.0, 0.0))
         return Replica(self.interval, samples)
 
 
