@@ -78,3 +78,18 @@ def placement(product: str = "NVIDIA-L4", gpus: int = 1, **extra: Any) -> Placem
     return PlacementStatus(
         gpu_product=product, gpus_per_replica=gpus, tensor_parallel=gpus, **extra
     )
+
+
+def gpu_node(
+    name: str, product: str = "NVIDIA-L4", gpus: int = 4, price: str | None = None
+) -> dict[str, Any]:
+    """A GPU node as the gpu_nodes index keeps it, priced by annotation when `price` is set."""
+    annotations = {"modelfleet.dev/gpu-hourly-usd": price} if price is not None else {}
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"nvidia.com/gpu.product": product},
+            "annotations": annotations,
+        },
+        "status": {"capacity": {"nvidia.com/gpu": str(gpus)}},
+    }

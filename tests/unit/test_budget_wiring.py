@@ -21,25 +21,11 @@ from modelfleet.cost.budget import (
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import REPLACE, SURGE, deployment, rollout_strategy
 from modelfleet.status.conditions import Observed, announcements, compute_status
-from tests.unit.factories import model_deployment, placement
+from tests.unit.factories import gpu_node, model_deployment, placement
 
 NOW = "2026-11-28T12:00:00Z"
 L4 = 0.7  # the price sheet's USD per L4 GPU-hour
 SHEET = PriceSheet()
-
-
-def gpu_node(
-    name: str, product: str = "NVIDIA-L4", gpus: int = 4, price: str | None = None
-) -> dict[str, Any]:
-    annotations = {"modelfleet.dev/gpu-hourly-usd": price} if price is not None else {}
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {"nvidia.com/gpu.product": product},
-            "annotations": annotations,
-        },
-        "status": {"capacity": {"nvidia.com/gpu": str(gpus)}},
-    }
 
 
 # --- the per-replica price for a budget ------------------------------------------------------

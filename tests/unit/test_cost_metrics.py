@@ -10,18 +10,7 @@ from prometheus_client import generate_latest
 from modelfleet.handlers import costs, metrics
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import OWNER_LABEL
-
-
-def node(name: str, product: str, gpus: int, price: str | None = None) -> dict[str, Any]:
-    annotations = {"modelfleet.dev/gpu-hourly-usd": price} if price else {}
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {"nvidia.com/gpu.product": product},
-            "annotations": annotations,
-        },
-        "status": {"capacity": {"nvidia.com/gpu": str(gpus)}},
-    }
+from tests.unit.factories import gpu_node
 
 
 def pod(name: str, node_name: str, gpus: int, owner: str | None) -> dict[str, Any]:
@@ -51,7 +40,7 @@ def memo(opencost: bool, engine_pods: list[dict[str, Any]]) -> kopf.Memo:
 
 
 def test_cluster_split_node_prices_and_namespace_budgets() -> None:
-    nodes = [node("l4-0", "NVIDIA-L4", 4), node("l4-1", "NVIDIA-L4", 4, "0.25")]
+    nodes = [gpu_node("l4-0", "NVIDIA-L4", 4), gpu_node("l4-1", "NVIDIA-L4", 4, "0.25")]
     engine = pod("md-1", "l4-0", 2, "md")
     pods = [engine, pod("batch", "l4-1", 1, None)]
     metrics.stopped_leading()
@@ -73,7 +62,7 @@ def test_cluster_split_node_prices_and_namespace_budgets() -> None:
 
 
 def test_opencost_names_when_asked() -> None:
-    nodes = [node("l4-1", "NVIDIA-L4", 4, "0.25")]
+    nodes = [gpu_node("l4-1", "NVIDIA-L4", 4, "0.25")]
     engine = pod("md-1", "l4-1", 2, "md")
     metrics.stopped_leading()
     costs.publish_cluster(nodes, [engine], memo(True, [engine]))
