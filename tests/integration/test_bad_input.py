@@ -248,10 +248,10 @@ def test_generated_model_deployments_are_refused_or_settle_quietly(
 
 def _writes_during(mds: ModelDeployments, namespace: str, seconds: int) -> Counter[str]:
     """Updates per ModelDeployment in `namespace` over `seconds` (status, metadata, spec)."""
-    version = mds.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
-        "metadata"
-    ]["resourceVersion"]
+    listing = mds.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    version = listing["metadata"]["resourceVersion"]
     writes = Counter[str]()
+    last = {item["metadata"]["name"]: item for item in listing["items"]}
     deadline = time.monotonic() + seconds
     stream = watch.Watch()
     for event in stream.stream(
@@ -263,8 +263,23 @@ def _writes_during(mds: ModelDeployments, namespace: str, seconds: int) -> Count
         resource_version=version,
         timeout_seconds=seconds,
     ):
+        name = event["object"]["metadata"]["name"]
         if event["type"] == "MODIFIED":
-            writes[event["object"]["metadata"]["name"]] += 1
+            writes[name] += 1
+            print(f"{name} changed: {_changes(last.get(name), event['object'])}")
+        last[name] = event["object"]
         if time.monotonic() > deadline:
             stream.stop()
     return writes
+
+
+def _changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    """What a write changed, top two levels deep (shown when the test fails)."""
+    before = before or {}
+    changed: dict[str, Any] = {}
+    for part in ("metadata", "spec", "status"):
+        old, new = before.get(part) or {}, after.get(part) or {}
+        for key in sorted(set(old) | set(new)):
+            if key != "resourceVersion" and old.get(key) != new.get(key):
+                changed[f"{part}.{key}"] = new.get(key)
+    return changed

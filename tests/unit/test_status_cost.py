@@ -278,3 +278,32 @@ def test_a_pod_counted_from_zero_brings_its_first_scrape_into_the_last_hour() ->
     assert cost.per_million_tokens is not None
     window_cost = 0.70 * 200 / 3600  # the window: from T0 + 100
     assert cost.per_million_tokens.output == pytest.approx(window_cost / 80 * 1e6)
+
+
+def test_a_scrape_in_the_second_before_a_whole_second_now_is_in_the_window() -> None:
+    """Status is computed at whole seconds; a scrape recorded 0.6 s earlier (after the last whole
+    second) still counts in the last hour, as it does in the totals."""
+    ledger = Ledger(clock=lambda: T0)
+    owner, pods = ("ns", "md"), [pod("p1", "l4-a", 1, T0)]
+    scrape(ledger, "p1", T0 + 5, 100, 10)
+    scrape(ledger, "p1", T0 + 20.4, 900, 90)  # most of the load, in the second before now
+    seen = ledger.see(owner, pods, PRICES, None, T0 + 20)
+    assert seen.new_tokens == Tokens(900, 90)
+    cost = cost_status(None, inputs(T0 + 20, pods, replicas=seen.replicas))
+    assert cost.per_million_tokens is not None
+    assert cost.per_million_tokens.output == pytest.approx(0.70 * 20 / 3600 / 90 * 1e6)
+
+
+def test_a_term_counts_from_its_whole_second() -> None:
+    """A pod bound in the second the term began (its PodScheduled time truncated to the second)
+    is counted from that second: the window's cost is its GPU time since then."""
+    ledger = Ledger(clock=lambda: T0 + 0.86)
+    assert ledger.started == T0
+    owner, pods = ("ns", "md"), [pod("p1", "l4-a", 2, T0)]
+    scrape(ledger, "p1", T0 + 10, 100, 10)
+    seen = ledger.see(owner, pods, PRICES, None, T0 + 24)
+    cost = cost_status(
+        None, inputs(T0 + 24, pods, replicas=seen.replicas, observing_since=ledger.started)
+    )
+    assert cost.per_million_tokens is not None
+    assert cost.per_million_tokens.output == pytest.approx(1.40 * 24 / 3600 / 10 * 1e6)

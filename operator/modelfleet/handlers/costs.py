@@ -91,7 +91,10 @@ class PodCost:
             return Tokens()
         return self.counted + self.first if self.from_zero else self.counted
 
-    def replica(self) -> Replica | None:
+    def replica(self, now: float) -> Replica | None:
+        """The pod for the last-hour window computed at `now` (whole seconds, as the API's
+        timestamps): a scrape recorded within the second before counts at `now`, not after
+        the window's end."""
         if self.interval is None:
             return None
         if self.first is None or self.from_zero is None:
@@ -102,7 +105,9 @@ class PodCost:
             points.append(self.latest)
         samples = [
             CounterSample(
-                p.time, (p.prompt or 0.0) + base.input, (p.generation or 0.0) + base.output
+                min(p.time, now),
+                (p.prompt or 0.0) + base.input,
+                (p.generation or 0.0) + base.output,
             )
             for p in points
         ]
@@ -133,14 +138,14 @@ class Ledger:
         self._lock = threading.Lock()
         self._owners: dict[Owner, dict[str, PodCost]] = {}
         self._inherited: dict[Owner, float | None] = {}  # what earlier leaders counted up to
-        self.started = clock()
+        self.started = _whole(clock())
 
     def restart(self) -> None:
         """A new term as leader: forget everything; status is where the last term left off."""
         with self._lock:
             self._owners.clear()
             self._inherited.clear()
-            self.started = self._clock()
+            self.started = _whole(self._clock())
 
     def forget(self, owner: Owner) -> None:
         with self._lock:
@@ -211,7 +216,7 @@ class Ledger:
                     if counted
                     else None
                 ),
-                replicas=[r for p in ledger.values() if (r := p.replica()) is not None],
+                replicas=[r for p in ledger.values() if (r := p.replica(now)) is not None],
                 pending=pending,
                 pod_ended=pod_ended,
             )
@@ -239,6 +244,12 @@ class Ledger:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(pods) for pods in self._owners.values())
+
+
+def _whole(unix: float) -> float:
+    """Counting starts at the whole second, like the API's timestamps: a pod bound in the same
+    second as the term began (its PodScheduled time truncated) is counted from its start."""
+    return float(int(unix))
 
 
 def _difference(now: Tokens, before: Tokens) -> tuple[float, float]:
