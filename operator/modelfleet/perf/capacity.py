@@ -43,11 +43,11 @@ from dataclasses import dataclass
 
 from modelfleet.catalog.gpus import default_gpus
 from modelfleet.catalog.models import ModelArch
+from modelfleet.perf.engine import EngineProfile, profile_for
 from modelfleet.plan.fleet import ReplicaCapacity
 from modelfleet.plan.memory import QUANTIZATIONS, Quantization
 from modelfleet.plan.planner import Option
 from modelfleet.plan.request import PlacementRequest
-from modelfleet.perf.engine import EngineProfile, profile_for
 
 PERCENTILE = 0.99
 Z_SLOTS = 3.09  # standard normal 99.9th percentile: the Poisson number of requests held
@@ -204,7 +204,7 @@ def option_capacity(arch: ModelArch, option: Option, request: PlacementRequest) 
         return ReplicaCapacity(0.0, math.inf, reason="GPU not in the catalog: speed unknown")
     quantization: Quantization | None = None
     if option.quantization != arch.native_dtype and option.quantization in QUANTIZATIONS:
-        quantization = option.quantization  # type: ignore[assignment]
+        quantization = option.quantization
     profile = profile_for(
         arch,
         gpu,

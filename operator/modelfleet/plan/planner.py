@@ -402,20 +402,20 @@ def place(
                 options.append(
                     _option(arch, request, pool, gpus, quantization, max_context, prices)
                 )
-    key = _sort_key
     if load is not None and capacity is not None:
         options = [
             _with_fleet(arch, option, request, capacity) if option.feasible else option
             for option in options
         ]
-        key = _fleet_key  # type: ignore[assignment]
-    options.sort(key=lambda option: (not option.feasible, *key(option)))
+        options.sort(key=lambda option: (not option.feasible, *_fleet_key(option)))
+    else:
+        options.sort(key=lambda option: (not option.feasible, *_sort_key(option)))
 
     feasible = [option for option in options if option.feasible]
     if not feasible:
         missed = [option for option in options if option.capacity is not None]
         if missed:
-            closest = min(missed, key=lambda o: (o.capacity.ttft_alone_s if o.capacity else 0.0))
+            closest = min(missed, key=lambda o: o.capacity.ttft_alone_s if o.capacity else 0.0)
             others = len(missed) - 1
             return Placement(
                 feasible=False,
