@@ -182,13 +182,17 @@ def replica_capacity(
     if best is None:
         first = state(sizes[0])
         problem = first.problem if first is not None else "tokens/step"
-        return ReplicaCapacity(
-            0.0,
-            alone,
-            first.step if first is not None else 0.0,
-            limit=problem or "",
-            reason=f"no load meets the targets (TTFT {alone:.2f} s alone; {problem})",
-        )
+        step = first.step if first is not None else 0.0
+        if problem == "tpot" and tpot_seconds is not None:
+            why = (
+                f"TPOT {step * 1e3:.1f} ms at the lightest load, over the "
+                f"{tpot_seconds * 1e3:g} ms target"
+            )
+        elif problem == "ttft":
+            why = f"TTFT over the {ttft_seconds:g} s target at any load ({alone:.2f} s alone)"
+        else:
+            why = f"no load fits: {problem} at the lightest load"
+        return ReplicaCapacity(0.0, alone, step, limit=problem or "", reason=why)
     if best.rate > HEADROOM * peak:
         return ReplicaCapacity(HEADROOM * peak, alone, best.step, limit="headroom")
     return ReplicaCapacity(best.rate, alone, best.step, limit=limit)
