@@ -101,9 +101,9 @@ def _steady(
     steps = rate * (chunks + decode_only)  # steps per second
     step = 1 / steps
     rho = rate * service
-    if rho >= 1:
-        return _Steady(rate, step, math.inf, "ttft")
     drain = 1 / service - rate  # mu - lambda of the prefill queue
+    if rho >= 1 or drain <= 0:
+        return _Steady(rate, step, math.inf, "ttft")
     wait99 = max(0.0, math.log(rho / (1 - PERCENTILE))) / drain
     ttft99 = decode_step + wait99 + service
     held = average + rate * (rho / drain + service)
