@@ -11,9 +11,12 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelfleet.api.types import PlacementStatus
 from modelfleet.catalog.gpus import default_gpus
+from modelfleet.catalog.models import default_models
 from modelfleet.perf.capacity import option_capacity, replica_capacity
 from modelfleet.perf.engine import EngineProfile, ReplicaEngine, Request, profile_for_placement
 from modelfleet.plan.deployment import plan_deployment, request_digest
@@ -380,3 +383,40 @@ def test_the_operator_without_a_capacity_model_refuses_a_load() -> None:
     md = model_deployment(**R1_SPEC, expectedLoad=ISSUE_LOAD)
     with pytest.raises(ValueError, match="capacity model"):
         plan_deployment(md, EVERY_GPU, PriceSheet())
+
+
+# -- never a crash, never nonsense -----------------------------------------------------------
+
+
+GPUS = [gpu for gpu in default_gpus().gpus if gpu.product_labels]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    count=st.sampled_from([1, 2, 4, 8]),
+    prompt=st.integers(1, 40_000),
+    output=st.integers(1, 20_000),
+    ttft=st.floats(0.01, 30),
+    tpot=st.none() | st.floats(0.001, 1),
+)
+def test_capacity_is_total_and_sane(
+    data: st.DataObject, count: int, prompt: int, output: int, ttft: float, tpot: float | None
+) -> None:
+    """Any catalog model on any GPU that holds it, any request size and targets: a capacity
+    >= 0, a reason exactly when it is 0, and a fleet for any load when it is above 0."""
+    model = data.draw(st.sampled_from(default_models().models))
+    gpu = data.draw(st.sampled_from(GPUS))
+    try:
+        profile = _profile(model.id, gpu.product_labels[0], count, min(model.max_context, 32768))
+    except ValueError:
+        return  # does not fit: the planner never asks
+    capacity = replica_capacity(profile, prompt, output, ttft, tpot)
+    assert capacity.requests_per_s >= 0 and math.isfinite(capacity.requests_per_s)
+    assert (capacity.reason is None) == (capacity.requests_per_s > 0)
+    if capacity.requests_per_s > 0:
+        assert capacity.ttft_alone_s <= ttft
+        assert tpot is None or capacity.step_s <= tpot
+        fleet = fleet_for(1.0, capacity, load(3.0, prompt, output))
+        assert fleet.replicas >= 1
+        assert fleet.replicas * capacity.requests_per_s >= 3.0 * (1 - 1e-9)
