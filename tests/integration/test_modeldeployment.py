@@ -404,7 +404,9 @@ def test_an_expected_load_places_the_cheapest_fleet_and_a_spec_change_replans(
         60,
         "fleet re-planned onto one L4 and Ready",
     )
-    assert node_products(api, namespace, "fleet") == {L4}
+    wait_until(
+        lambda: node_products(api, namespace, "fleet") == {L4}, 60, "the H100 pod rolled away"
+    )
 
 
 def test_auto_falls_through_to_the_next_cheapest_pool_when_the_cheapest_is_full(
