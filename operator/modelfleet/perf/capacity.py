@@ -154,15 +154,17 @@ def replica_capacity(
     def state(average: float) -> _Steady | None:
         return _steady(profile, average, prompt_tokens, output_tokens, ttft_seconds, tpot_seconds)
 
-    states = [current for size in sizes if (current := state(size)) is not None]
-    peak = max((current.rate for current in states), default=0.0)
+    states = {size: state(size) for size in sizes}
+    peak = max((current.rate for current in states.values() if current), default=0.0)
 
     best: _Steady | None = None
-    limit = "tokens/step"
+    # Without a missed target, what ends the scan: the slots, or prefill that cannot feed more.
+    limit = "kv cache" if slots < profile.max_running else "max sequences"
     previous = 0.0
     for size in sizes:
-        current = state(size)
+        current = states[size]
         if current is None:
+            limit = "tokens/step"
             break
         if best is not None and current.rate <= best.rate:
             previous = size
@@ -180,7 +182,7 @@ def replica_capacity(
             break
         best, previous = current, size
     if best is None:
-        first = state(sizes[0])
+        first = states[sizes[0]]
         problem = first.problem if first is not None else "tokens/step"
         step = first.step if first is not None else 0.0
         if problem == "tpot" and tpot_seconds is not None:
