@@ -342,7 +342,10 @@ def _cost(
         if previous and previous.accrued_until and previous.tokens is not None
         else None
     )
-    seen = costs.ledger.see(owner, view.own_pods, node_price, counted_until, now)
+    accrued_until = (
+        kube_time(previous.accrued_until) if previous and previous.accrued_until else None
+    )
+    seen = costs.ledger.see(owner, view.own_pods, node_price, counted_until, now, accrued_until)
     try:
         row = comparison(md, costs.settings.api_prices)
     except ApiPriceError:
@@ -353,6 +356,7 @@ def _cost(
             now=now,
             pods=view.own_pods,
             ended=seen.ended,
+            late=seen.late,
             prices=node_price,
             new_tokens=seen.new_tokens,
             replicas=seen.replicas,
