@@ -33,6 +33,7 @@ COMPONENT = "weights-download"
 DEFAULT_REVISION = "main"
 # Retries of the download pod (each resumes); then status.cache says Failed with the reason.
 DOWNLOAD_BACKOFF_LIMIT = 4
+PERMANENT_EXIT_CODE = 2
 DOWNLOAD_RESOURCES = {
     "requests": {"cpu": "1", "memory": "2Gi"},
     "limits": {"memory": "4Gi"},
@@ -155,6 +156,20 @@ def download_job(md: ModelDeployment) -> dict[str, Any]:
         },
         "spec": {
             "backoffLimit": DOWNLOAD_BACKOFF_LIMIT,
+            # Exit 2 is the download script's "no retry can fix this" (missing repository,
+            # refused credentials): fail now, with its reason, instead of backing off 5 times.
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": "download",
+                            "operator": "In",
+                            "values": [PERMANENT_EXIT_CODE],
+                        },
+                    }
+                ]
+            },
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {

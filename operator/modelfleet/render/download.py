@@ -5,7 +5,8 @@ DOWNLOAD_SCRIPT is passed to `python -c` in the downloader image. It runs the re
 command it is given (`hf download ... --local-dir` or `aws s3 sync`, both resumable: a retried
 pod continues where the last one stopped), serves its progress as JSON on
 http://<pod IP>:9090/progress for the operator to read (bytes in the directory so far, the
-model's total size when the source can tell), writes a marker file when the download finished,
+model's total size when the source can tell), writes a marker file when the download finished, exits 2 on an error no retry can fix (the
+Job's podFailurePolicy then fails at once instead of retrying),
 and exits at once when the marker is there already (a warm cache). A failure ends with the tail
 of the command's error output as the container's termination message, which status.cache shows.
 tests/unit/test_download_script.py runs it for real with stand-in commands.
@@ -65,6 +66,19 @@ def expected():
 
 
 state = {"total": None, "done": False}
+# Errors no retry can fix: a missing or gated repository, a revision that does not exist,
+# refused credentials, a missing bucket.
+PERMANENT = (
+    "RepositoryNotFoundError",
+    "GatedRepoError",
+    "RevisionNotFoundError",
+    "401 Client Error",
+    "403 Client Error",
+    "NoSuchBucket",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+)
 
 
 class Progress(http.server.BaseHTTPRequestHandler):
@@ -98,6 +112,8 @@ for line in process.stderr:
 code = process.wait()
 if code != 0:
     message = f"{command[0]} exited with {code}: " + " | ".join(tail)
+    if any(p in message for p in PERMANENT):
+        code = 2  # the Job's podFailurePolicy fails at once: a retry would fail the same way
     try:
         with open(log, "w") as out:
             out.write(message[-3000:])

@@ -128,14 +128,15 @@ def cache_status(
             }
         )
     if state == "Failed":
-        why = failure or (before.message if before and before.phase == "Failed" else "")
+        if not failure and before is not None and before.phase == "Failed":
+            return before.model_copy(update={"volume": name, "job": name})
         return base.model_copy(
             update={
                 "phase": "Failed",
                 "bytes": before.bytes if before else None,
                 "total_bytes": before.total_bytes if before else None,
                 "percent": before.percent if before else None,
-                "message": f"download failed: {why or job_failure(job)}",
+                "message": f"download failed: {failure or job_failure(job)}",
             }
         )
     if progress is None:
