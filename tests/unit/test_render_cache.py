@@ -42,13 +42,29 @@ def kinds(objects: list[dict[str, Any]]) -> list[str]:
     ("spec", "ready", "expected"),
     [
         ({}, True, ["Deployment", "Service", "PodDisruptionBudget"]),
-        ({"cache": SHARED}, True, ["PersistentVolumeClaim", "Job", "Deployment", "Service", "PodDisruptionBudget"]),
-        ({"cache": SHARED}, False, ["PersistentVolumeClaim", "Job", "Service", "PodDisruptionBudget"]),
+        (
+            {"cache": SHARED},
+            True,
+            ["PersistentVolumeClaim", "Job", "Deployment", "Service", "PodDisruptionBudget"],
+        ),
+        (
+            {"cache": SHARED},
+            False,
+            ["PersistentVolumeClaim", "Job", "Service", "PodDisruptionBudget"],
+        ),
         ({"cache": {"mode": "PerNode"}}, True, ["Deployment", "Service", "PodDisruptionBudget"]),
-        ({"source": {"pvc": {"claimName": "m"}}}, True, ["Deployment", "Service", "PodDisruptionBudget"]),
-        ({"source": {"s3": S3}, "cache": SHARED}, False, ["PersistentVolumeClaim", "Job", "Service", "PodDisruptionBudget"]),
+        (
+            {"source": {"pvc": {"claimName": "m"}}},
+            True,
+            ["Deployment", "Service", "PodDisruptionBudget"],
+        ),
+        (
+            {"source": {"s3": S3}, "cache": SHARED},
+            False,
+            ["PersistentVolumeClaim", "Job", "Service", "PodDisruptionBudget"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_children_per_cache_mode(spec: dict[str, Any], ready: bool, expected: list[str]) -> None:
     """A shared cache adds its volume and Job; the Deployment waits for the download."""
     assert kinds(children(model_deployment(**spec), placement(), weights_ready=ready)) == expected
@@ -190,17 +206,42 @@ def job_container(**spec: Any) -> dict[str, Any]:
         (
             {"cache": SHARED, "modelRevision": "v2"},
             DOWNLOADER_TOOLS["huggingFace"],
-            ["hf", "download", "Qwen/Qwen2.5-7B-Instruct", "--revision", "v2", "--local-dir", "/weights"],
+            [
+                "hf",
+                "download",
+                "Qwen/Qwen2.5-7B-Instruct",
+                "--revision",
+                "v2",
+                "--local-dir",
+                "/weights",
+            ],
         ),
         (
             {"cache": SHARED},
             DOWNLOADER_TOOLS["huggingFace"],
-            ["hf", "download", "Qwen/Qwen2.5-7B-Instruct", "--revision", "main", "--local-dir", "/weights"],
+            [
+                "hf",
+                "download",
+                "Qwen/Qwen2.5-7B-Instruct",
+                "--revision",
+                "main",
+                "--local-dir",
+                "/weights",
+            ],
         ),
         (
             {"cache": SHARED, "source": {"s3": S3}},
             DOWNLOADER_TOOLS["s3"],
-            ["aws", "s3", "sync", "s3://models/qwen-7b", "/weights", "--no-progress", "--endpoint-url", "http://minio.storage:9000"],
+            [
+                "aws",
+                "s3",
+                "sync",
+                "s3://models/qwen-7b",
+                "/weights",
+                "--no-progress",
+                "--endpoint-url",
+                "http://minio.storage:9000",
+            ],
         ),
         (
             {"cache": SHARED, "source": {"s3": {"url": "s3://bkt/p"}}},
@@ -208,7 +249,7 @@ def job_container(**spec: Any) -> dict[str, Any]:
             ["aws", "s3", "sync", "s3://bkt/p", "/weights", "--no-progress"],
         ),
     ],
-)  # fmt: skip
+)
 def test_the_job_runs_a_real_resumable_download_with_a_pinned_tool(
     spec: dict[str, Any], tool: str, command: list[str]
 ) -> None:
@@ -228,7 +269,10 @@ def test_the_job_runs_a_real_resumable_download_with_a_pinned_tool(
     ("spec", "secret_env"),
     [
         ({"cache": SHARED}, {}),
-        ({"cache": SHARED, "huggingFaceToken": TOKEN}, {"HF_TOKEN": {"name": "hf", "key": "token"}}),
+        (
+            {"cache": SHARED, "huggingFaceToken": TOKEN},
+            {"HF_TOKEN": {"name": "hf", "key": "token"}},
+        ),
         (
             {"cache": SHARED, "source": {"s3": S3}},
             {
@@ -239,12 +283,24 @@ def test_the_job_runs_a_real_resumable_download_with_a_pinned_tool(
         (
             {
                 "cache": SHARED,
-                "source": {"s3": {**S3, "credentialsSecret": {"name": "k", "accessKeyIdKey": "id", "secretAccessKeyKey": "secret"}}},
+                "source": {
+                    "s3": {
+                        **S3,
+                        "credentialsSecret": {
+                            "name": "k",
+                            "accessKeyIdKey": "id",
+                            "secretAccessKeyKey": "secret",
+                        },
+                    }
+                },
             },
-            {"AWS_ACCESS_KEY_ID": {"name": "k", "key": "id"}, "AWS_SECRET_ACCESS_KEY": {"name": "k", "key": "secret"}},
+            {
+                "AWS_ACCESS_KEY_ID": {"name": "k", "key": "id"},
+                "AWS_SECRET_ACCESS_KEY": {"name": "k", "key": "secret"},
+            },
         ),
     ],
-)  # fmt: skip
+)
 def test_credentials_reach_the_download_only_by_reference(
     spec: dict[str, Any], secret_env: dict[str, Any]
 ) -> None:

@@ -89,17 +89,73 @@ def md_with(status_cache: dict[str, Any] | None = None, **spec: Any) -> Any:
     ("spec", "observed_job", "progress", "failure", "phase", "numbers", "words"),
     [
         ({}, None, None, "", None, None, ""),
-        ({"source": {"pvc": {"claimName": "m", "path": "q"}}}, None, None, "", "Mounted", None, "m/q"),
+        (
+            {"source": {"pvc": {"claimName": "m", "path": "q"}}},
+            None,
+            None,
+            "",
+            "Mounted",
+            None,
+            "m/q",
+        ),
         ({"cache": {"mode": "PerNode"}}, None, None, "", "PerNode", None, "each node"),
         ({"cache": SHARED}, None, None, "", "Pending", (None, None, None), "creating"),
-        ({"cache": SHARED}, job(active=1), None, "", "Downloading", (None, None, None), "no progress yet"),
-        ({"cache": SHARED}, job(active=1), Progress(5 * GIB, 20 * GIB), "", "Downloading", (5 * GIB, 20 * GIB, 25), "5.0 GiB of 20.0 GiB"),
-        ({"cache": SHARED}, job(active=1), Progress(3 * GIB), "", "Downloading", (3 * GIB, None, None), "downloaded 3.0 GiB"),
-        ({"cache": SHARED}, job("Complete", succeeded=1), None, "", "Cached", (None, None, None), "cached"),
-        ({"cache": SHARED}, job("Failed"), None, "404 Repository Not Found", "Failed", (None, None, None), "download failed: 404 Repository Not Found"),
-        ({"cache": SHARED}, job("Failed"), None, "", "Failed", (None, None, None), "PodFailurePolicy: exit 2"),
+        (
+            {"cache": SHARED},
+            job(active=1),
+            None,
+            "",
+            "Downloading",
+            (None, None, None),
+            "no progress yet",
+        ),
+        (
+            {"cache": SHARED},
+            job(active=1),
+            Progress(5 * GIB, 20 * GIB),
+            "",
+            "Downloading",
+            (5 * GIB, 20 * GIB, 25),
+            "5.0 GiB of 20.0 GiB",
+        ),
+        (
+            {"cache": SHARED},
+            job(active=1),
+            Progress(3 * GIB),
+            "",
+            "Downloading",
+            (3 * GIB, None, None),
+            "downloaded 3.0 GiB",
+        ),
+        (
+            {"cache": SHARED},
+            job("Complete", succeeded=1),
+            None,
+            "",
+            "Cached",
+            (None, None, None),
+            "cached",
+        ),
+        (
+            {"cache": SHARED},
+            job("Failed"),
+            None,
+            "404 Repository Not Found",
+            "Failed",
+            (None, None, None),
+            "download failed: 404 Repository Not Found",
+        ),
+        (
+            {"cache": SHARED},
+            job("Failed"),
+            None,
+            "",
+            "Failed",
+            (None, None, None),
+            "PodFailurePolicy: exit 2",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cache_status_table(
     spec: dict[str, Any],
     observed_job: dict[str, Any] | None,
@@ -159,8 +215,15 @@ def test_a_failure_keeps_its_reason_once_read() -> None:
 
 @pytest.mark.parametrize(
     ("phase", "ready"),
-    [("Pending", False), ("Downloading", False), ("Failed", False), ("Cached", True), ("PerNode", True), ("Mounted", True)],
-)  # fmt: skip
+    [
+        ("Pending", False),
+        ("Downloading", False),
+        ("Failed", False),
+        ("Cached", True),
+        ("PerNode", True),
+        ("Mounted", True),
+    ],
+)
 def test_weights_ready(phase: str, ready: bool) -> None:
     status = cache_status(md_with(cache=SHARED), None)
     assert status is not None
@@ -171,13 +234,37 @@ def test_weights_ready(phase: str, ready: bool) -> None:
 @pytest.mark.parametrize(
     ("observed_job", "existing", "ready", "progressing", "degraded"),
     [
-        (job(active=1), None, ("False", "DownloadingWeights"), ("True", "DownloadingWeights"), ("False", "AsExpected")),
-        (job("Failed"), None, ("False", "DownloadFailed"), ("False", "DownloadFailed"), ("True", "DownloadFailed")),
+        (
+            job(active=1),
+            None,
+            ("False", "DownloadingWeights"),
+            ("True", "DownloadingWeights"),
+            ("False", "AsExpected"),
+        ),
+        (
+            job("Failed"),
+            None,
+            ("False", "DownloadFailed"),
+            ("False", "DownloadFailed"),
+            ("True", "DownloadFailed"),
+        ),
         # a new revision downloads while the old replicas serve: Ready stays theirs
-        (job(active=1), deployment(2, 2), ("True", "AllReplicasReady"), ("True", "DownloadingWeights"), ("False", "AsExpected")),
-        (job("Complete", succeeded=1), deployment(2, 2), ("True", "AllReplicasReady"), ("False", "Complete"), ("False", "AsExpected")),
+        (
+            job(active=1),
+            deployment(2, 2),
+            ("True", "AllReplicasReady"),
+            ("True", "DownloadingWeights"),
+            ("False", "AsExpected"),
+        ),
+        (
+            job("Complete", succeeded=1),
+            deployment(2, 2),
+            ("True", "AllReplicasReady"),
+            ("False", "Complete"),
+            ("False", "AsExpected"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_conditions_follow_the_download(
     observed_job: dict[str, Any],
     existing: dict[str, Any] | None,

@@ -3,13 +3,13 @@ the operator.
 
 DOWNLOAD_SCRIPT is passed to `python -c` in the downloader image. It runs the real download
 command it is given (`hf download ... --local-dir` or `aws s3 sync`, both resumable: a retried
-pod continues where the last one stopped), serves its progress as JSON on
+pod continues where the last one stopped) and serves its progress as JSON on
 http://<pod IP>:9090/progress for the operator to read (bytes in the directory so far, the
-model's total size when the source can tell), writes a marker file when the download finished, exits 2 on an error no retry can fix (the
-Job's podFailurePolicy then fails at once instead of retrying),
-and exits at once when the marker is there already (a warm cache). A failure ends with the tail
-of the command's error output as the container's termination message, which status.cache shows.
-tests/unit/test_download_script.py runs it for real with stand-in commands.
+model's total size when the source can tell). It writes a marker file when the download
+finished, and exits at once when the marker is there already (a warm cache). A failure ends
+with the tail of the command's error output as the container's termination message, which
+status.cache shows; an error no retry can fix exits 2, and the Job's podFailurePolicy fails at
+once instead of retrying. tests/unit/test_download_script.py runs it with stand-in commands.
 """
 
 from __future__ import annotations
