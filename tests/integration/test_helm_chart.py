@@ -56,6 +56,9 @@ AUTOSCALED_SPEC = {
 }
 NOWHERE = "qwen-7b-nowhere"
 NOWHERE_SPEC = {**SPEC, "gpu": {"product": "NVIDIA-A10G", "count": 1}}  # no such nodes here
+# A shared weights cache whose download fails (kwok's stage for this model id): the volume and
+# Job applied and watched, the failed pod listed for the reason (docs/cache.md).
+NO_WEIGHTS = "no-weights"
 # Grants the operator needs that the audit log cannot show as a request of its own, each with
 # the reason. The comparison fails if an entry gets used after all or is no longer granted.
 EXCUSED: dict[rbac.Permission, str] = {
@@ -325,13 +328,15 @@ class ChartOperator:
             self.mds.create(self.namespace, "qwen-7b", SPEC)
             self.mds.create(self.namespace, AUTOSCALED, AUTOSCALED_SPEC)
             self.mds.create(self.namespace, NOWHERE, NOWHERE_SPEC)
+            self.mds.create(self.namespace, NO_WEIGHTS, self._failing_download_spec())
             self._wait(lambda: self._ready("qwen-7b", generation=1), 90, "qwen-7b Ready")
             # The emulator answers for both replicas, idle: the autoscaler scales 2 -> 1.
             self._wait(lambda: self._scaled_to_one(), 90, f"{AUTOSCALED} scaled down to 1")
             self._wait(self._fits_nowhere, 30, f"{NOWHERE}: NoFeasiblePlacement")
+            self._wait(self._download_failed, 90, f"{NO_WEIGHTS}: the download failed")
             self.mds.patch_spec(self.namespace, "qwen-7b", {"extraArgs": ["--enforce-eager"]})
             self._wait(lambda: self._ready("qwen-7b", generation=2), 90, "the edit reconciled")
-            self._delete("qwen-7b", AUTOSCALED, NOWHERE)
+            self._delete("qwen-7b", AUTOSCALED, NOWHERE, NO_WEIGHTS)
 
     def exercise_one_namespace(self) -> None:
         """With watchNamespaces the operator watches only those namespaces (kopf lists and
@@ -384,6 +389,36 @@ class ChartOperator:
             self.namespace, field_selector=f"involvedObject.name={AUTOSCALED},reason=Scaled"
         )
         return status.get("desiredReplicas") == 1 and bool(events.items)
+
+    def _failing_download_spec(self) -> dict[str, Any]:
+        """A volume for the cache (a no-provisioner class and one PersistentVolume, made with
+        the admin's rights) and a model whose simulated download fails."""
+        storage_class = f"sim-rwx-{secrets.token_hex(3)}"
+        client.StorageV1Api(self.api).create_storage_class(
+            {
+                "metadata": {"name": storage_class},
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "Immediate",
+            }
+        )
+        client.CoreV1Api(self.api).create_persistent_volume(
+            {
+                "metadata": {"name": storage_class},
+                "spec": {
+                    "storageClassName": storage_class,
+                    "capacity": {"storage": "10Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "hostPath": {"path": "/simulated/weights"},
+                },
+            }
+        )
+        cache = {"size": "10Gi", "storageClassName": storage_class}
+        return {**SPEC, "model": "simulated/download-fails", "cache": cache}
+
+    def _download_failed(self) -> bool:
+        status = self.mds.get(self.namespace, NO_WEIGHTS).get("status") or {}
+        return (status.get("cache") or {}).get("phase") == "Failed"
 
     def _fits_nowhere(self) -> bool:
         ready = self.mds.condition(self.namespace, NOWHERE, "Ready")
