@@ -222,9 +222,16 @@ def test_a_new_revision_gets_a_new_cache_and_never_the_old_weights(
 
     wait_until(on_v2_only, 90, "the replicas on v2's volume only")
     wait_until(lambda: ready(mds, namespace, "rev"), 90, "Ready on v2")
-    assert sorted(j.metadata.name for j in jobs(api, namespace)) == sorted(
-        [first["volume"], second["volume"]]
-    )
+
+    # v1's cache is deleted: its Job at once, its volume once no pod mounts it any more.
+    def claims() -> list[str]:
+        core: Any = client.CoreV1Api(api)
+        return [
+            c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
+        ]
+
+    wait_until(lambda: claims() == [second["volume"]], 60, "v1's volume deleted")
+    assert [j.metadata.name for j in jobs(api, namespace)] == [second["volume"]]
 
 
 def test_a_failed_download_says_why_and_starts_no_replica(

@@ -343,3 +343,41 @@ def test_per_node_fills_the_node_cache_in_an_init_container() -> None:
 )
 def test_no_init_container_unless_per_node(spec: dict[str, Any]) -> None:
     assert "initContainers" not in pod_of(**spec)
+
+
+def cached_object(kind: str, key: str, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": f"{kind}-{key}", "labels": {cache.CACHE_KEY_LABEL: key}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"kind": kind, "metadata": meta}
+
+
+@pytest.mark.parametrize(
+    ("spec", "ready", "expected"),
+    [
+        # the current revision is downloading: keep the old one (its replicas serve)
+        ({"cache": SHARED, "modelRevision": "v2"}, False, []),
+        # cached: the other revision's Job and volume go; the current stays
+        ({"cache": SHARED, "modelRevision": "v2"}, True, ["Job-old", "PersistentVolumeClaim-old"]),
+        # no shared cache any more: every cache object goes at once
+        ({}, True, ["Job-old", "PersistentVolumeClaim-old", "Job-current"]),
+        (
+            {"cache": {"mode": "PerNode"}},
+            True,
+            ["Job-old", "PersistentVolumeClaim-old", "Job-current"],
+        ),
+    ],
+)
+def test_superseded_caches_are_deleted_once_the_new_one_is_ready(
+    spec: dict[str, Any], ready: bool, expected: list[str]
+) -> None:
+    md = model_deployment(**spec)
+    current = cache.cache_key(model_deployment(cache=SHARED, modelRevision="v2"))
+    live = [
+        cached_object("Job", "old"),
+        cached_object("PersistentVolumeClaim", "old"),
+        cached_object("Job", current),
+        cached_object("PersistentVolumeClaim", "gone", deleting=True),
+    ]
+    found = [o["metadata"]["name"] for o in cache.superseded(md, live, ready)]
+    assert found == [name.replace("current", current) for name in expected]

@@ -177,7 +177,8 @@ def weights_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, A
     labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY},
 )
 def weights_volumes(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    slim = _slim_child(body)
+    slim = _pick(body, ("apiVersion", "kind"))
+    slim["metadata"] = _pick(body.get("metadata") or {}, WEIGHTS_METADATA)
     slim["status"] = _pick(body.get("status") or {}, ("phase",))
     return {_owner(body): _compact(slim)}
 
@@ -197,13 +198,17 @@ def weights_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, A
 
 
 JOB_STATUS = ("active", "succeeded", "failed", "ready")
+# Jobs and volumes are created once and never re-applied (their specs are immutable): identity,
+# labels (the cache key) and whether they are being deleted (superseded ones are deleted once).
+WEIGHTS_METADATA = ("name", "namespace", "uid", "labels", "deletionTimestamp")
 
 
 def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
     """A download Job: identity, and how far it is (never re-applied: create only)."""
     status = body.get("status") or {}
     slim: dict[str, Any] = {
-        "metadata": _pick(body.get("metadata") or {}, CHILD_METADATA),
+        **_pick(body, ("apiVersion", "kind")),
+        "metadata": _pick(body.get("metadata") or {}, WEIGHTS_METADATA),
         "status": _pick(status, JOB_STATUS),
     }
     if "conditions" in status:

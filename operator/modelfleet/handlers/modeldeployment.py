@@ -232,16 +232,29 @@ def _reconcile_once(
         budget = view.budget_of(md, decision)
         for child in children(md, decision, budget, weights_ready=weights_ready(cache)):
             live = view.live(child["kind"], child["metadata"]["name"])
-            if child["kind"] == "Job" and live is not None:
-                continue  # a Job's pod template is immutable: created once, never re-applied
+            if child["kind"] in CREATE_ONLY and live is not None:
+                continue  # immutable specs (a Job's template, a claim's class): created once
             if already_applied(child, live):
                 continue  # unchanged since the watch last saw it: no write
             metrics.CHILD_APPLIES.labels(child["kind"]).inc()
             if kube.apply(child) is None:
                 return  # the namespace (and this ModelDeployment with it) is being deleted
+        for old in weights.superseded(md, view.own_jobs + view.own_volumes, weights_ready(cache)):
+            meta = old["metadata"]
+            log.info("%s/%s: deleting %s of a superseded cache", *key_of(md), meta["name"])
+            kube.delete(old["apiVersion"], old["kind"], meta["name"], meta["namespace"])
     except DynamicApiError as error:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
     _write_status(view, kube, body, md, decision, md.metadata.generation, prices, cache)
+
+
+# The cache's children are created once: a Job's pod template and a claim's storage class and
+# access modes cannot change; a new revision (a new cache key) gets new ones.
+CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
+
+
+def key_of(md: ModelDeployment) -> tuple[str, str]:
+    return md.metadata.namespace, md.metadata.name
 
 
 def observe_cache(view: ClusterView, kube: Kube, md: ModelDeployment) -> CacheStatus | None:

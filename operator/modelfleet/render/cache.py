@@ -189,6 +189,26 @@ def download_job(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
+def superseded(
+    md: ModelDeployment, live: list[dict[str, Any]], weights_ready: bool
+) -> list[dict[str, Any]]:
+    """The cache objects (Jobs, volumes) of other revisions or sources, to delete: once this
+    revision's weights are ready, or at once when no shared cache is used any more.
+
+    Safe while old replicas still run: a volume in use stays (Terminating) until its last pod
+    is gone (the API server's PVC protection). Objects already being deleted are left alone.
+    """
+    if shared(md) and not weights_ready:
+        return []
+    key = cache_key(md) if shared(md) else None
+    return [
+        obj
+        for obj in live
+        if ((obj.get("metadata") or {}).get("labels") or {}).get(CACHE_KEY_LABEL) != key
+        and not (obj.get("metadata") or {}).get("deletionTimestamp")
+    ]
+
+
 def download_command(md: ModelDeployment) -> list[str]:
     """The real download command, resumable: `hf download` keeps partial files under the local
     dir and continues them; `aws s3 sync` skips the files already complete."""
