@@ -282,3 +282,32 @@ def test_a_failed_download_says_why_and_starts_no_replica(
     )
     assert len(events.items) == 1
     assert mds.get(namespace, "missing")["metadata"]["resourceVersion"] == before
+
+
+def test_a_pvc_source_is_mounted_read_only_without_a_download(
+    api: Any, namespace: str, mds: ModelDeployments, storage_class: str
+) -> None:
+    make_volumes(api, storage_class, 1)
+    core: Any = client.CoreV1Api(api)
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "models"},
+            "spec": {
+                "storageClassName": storage_class,
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "20Gi"}},
+            },
+        },
+    )
+    spec = {**SPEC, "replicas": 2, "source": {"pvc": {"claimName": "models", "path": "qwen/7b"}}}
+    mds.create(namespace, "from-pvc", spec)
+    wait_until(lambda: ready(mds, namespace, "from-pvc"), 90, "Ready from the claim")
+    for pod in engine_pods(api, namespace, "from-pvc"):
+        assert claims_of(pod) == {("models", True)}
+        [mount] = [m for m in pod.spec.containers[0].volume_mounts if m.name == "weights"]
+        assert (mount.mount_path, mount.sub_path) == ("/weights", "qwen/7b")
+        assert "--model=/weights" in pod.spec.containers[0].args
+    status = cache_of(mds, namespace, "from-pvc")
+    assert (status["phase"], status["volume"]) == ("Mounted", "models")
+    assert jobs(api, namespace) == []
