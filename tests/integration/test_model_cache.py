@@ -311,3 +311,25 @@ def test_a_pvc_source_is_mounted_read_only_without_a_download(
     status = cache_of(mds, namespace, "from-pvc")
     assert (status["phase"], status["volume"]) == ("Mounted", "models")
     assert jobs(api, namespace) == []
+
+
+def test_a_per_node_cache_fills_in_each_replicas_init_container(
+    api: Any, namespace: str, mds: ModelDeployments
+) -> None:
+    """No Job, no claim: each engine pod's init container downloads into the node's directory
+    for this revision (kwok completes init containers at once), the engine mounts it read-only."""
+    spec = {**SPEC, "replicas": 2, "modelRevision": "v1", "cache": {"mode": "PerNode"}}
+    mds.create(namespace, "per-node", spec)
+    wait_until(lambda: ready(mds, namespace, "per-node"), 90, "Ready")
+    status = cache_of(mds, namespace, "per-node")
+    assert (status["phase"], status["revision"]) == ("PerNode", "v1")
+    for pod in engine_pods(api, namespace, "per-node"):
+        [init] = pod.spec.init_containers
+        assert init.name == "weights" and init.command[-7:-5] == ["hf", "download"]
+        [volume] = [v for v in pod.spec.volumes if v.name == "weights"]
+        assert volume.host_path.path == f"/var/lib/modelfleet/weights/{status['key']}"
+        [mount] = [m for m in pod.spec.containers[0].volume_mounts if m.name == "weights"]
+        assert mount.read_only
+    assert jobs(api, namespace) == []
+    core: Any = client.CoreV1Api(api)
+    assert core.list_namespaced_persistent_volume_claim(namespace).items == []
