@@ -38,7 +38,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "$/HR", "type": "number", "jsonPath": ".status.cost.hourly"},
     {"name": "SPEND", "type": "number", "jsonPath": ".status.cost.spend"},
-    {"name": "$/1M", "type": "number", "jsonPath": ".status.cost.perMillionTokens.output"},
+    {"name": "$/1M-OUT", "type": "number", "jsonPath": ".status.cost.perMillionTokens.output"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {
