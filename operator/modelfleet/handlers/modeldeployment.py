@@ -31,10 +31,11 @@ from modelfleet.api.types import (
     ModelDeployment,
     ModelDeploymentStatus,
     PlacementStatus,
+    SLOStatus,
     own_status,
 )
 from modelfleet.cost import ApiPriceError, kube_time, node_prices
-from modelfleet.handlers import costs, metrics
+from modelfleet.handlers import costs, metrics, scrapes, slo
 from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube, NotLeader
@@ -54,9 +55,11 @@ from modelfleet.status.conditions import (
     announcements,
     compute_status,
     invalid_spec_status,
+    unanswered_pods,
     unplaceable,
 )
 from modelfleet.status.cost import CostInputs, comparison, cost_status, refreshed, written_cost
+from modelfleet.status.slo import slo_announcements, slo_status, written_slo
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ CHILD_LABELS: Mapping[str, Any] = {
 
 # Every handler below runs its work through this: one piece of work per object at a time.
 serial = PerObject()
+# Ready pods whose scrapes fail this long are named in condition MetricsUnavailable.
+METRICS_GRACE_SECONDS = 30.0
 # A status write that lost a race re-reads and recomputes; beyond this, the next event does.
 WRITE_ATTEMPTS = 3
 
@@ -308,17 +313,25 @@ def _write_status(
     generation: int | None,
     prices: PriceSheet,
 ) -> None:
-    observed = _observe(view)
+    observed = _observe(view, md)
     now = float(int(time.time()))  # whole seconds: the watermark is written as RFC 3339
     budget = view.budget_of(md, placement)
     desired = compute_status(md, observed, placement, generation, now=_now(), budget=budget)
     seen, fresh = _cost(view, md, prices, now)
+    fresh_slo = _slo(md, now)
+    period = costs.settings.write_period
+    # Time-based fields (cost's spend and tokens, the SLO window) as last written, unless due.
+    held = desired.model_copy(update={"slo": written_slo(md.status.slo, fresh_slo, now, period)})
     if fresh is not None:
-        cost = written_cost(md.status.cost, fresh, now, costs.settings.write_period, seen.pod_ended)
-        unchanged = desired.model_copy(update={"cost": cost})
-        if _dump(unchanged) != _dump(md.status):
-            cost = fresh  # a write anyway: every cost field goes fresh with it
-        desired = desired.model_copy(update={"cost": cost})
+        cost = written_cost(md.status.cost, fresh, now, period, seen.pod_ended)
+        held = held.model_copy(update={"cost": cost})
+    if _dump(held) != _dump(md.status):
+        # A write anyway: every time-based field goes fresh with it.
+        desired = desired.model_copy(update={"slo": fresh_slo})
+        if fresh is not None:
+            desired = desired.model_copy(update={"cost": fresh})
+    else:
+        desired = held
     if _write_if_changed(kube, body, md.status, desired):
         _announce(kube, body, md.status, desired)
         if fresh is not None and refreshed(desired.cost, fresh):
@@ -363,6 +376,22 @@ def _cost(
     return seen, fresh
 
 
+def _slo(md: ModelDeployment, now: float) -> SLOStatus:
+    """status.slo with every field fresh; its series on /metrics follow it."""
+    owner = (md.metadata.namespace, md.metadata.name)
+    spec = md.spec.slo_or_default
+    slo.ledger.aim(owner, spec)
+    fresh = slo_status(spec, slo.ledger.see(owner, md.spec.engine, now))
+    metrics.DEPLOYMENT_SLOS.deployments[owner] = {
+        name: metrics.LatencySLO(
+            block.target, block.measured_at_seconds, block.attainment, block.count
+        )
+        for name, block in (("ttft", fresh.ttft), ("tpot", fresh.tpot))
+        if block is not None
+    }
+    return fresh
+
+
 def _bound(pod: dict[str, Any]) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
 
@@ -375,19 +404,35 @@ def _announce(
     kube: Kube, body: dict[str, Any], old: ModelDeploymentStatus, new: ModelDeploymentStatus
 ) -> None:
     """A Kubernetes Event on the ModelDeployment for each change worth telling (announcements)."""
-    for news in announcements(old, new):
+    for news in [*announcements(old, new), *slo_announcements(old.slo, new.slo)]:
         kube.post_event(body, news.type, news.reason, news.message)
 
 
-def _observe(view: ClusterView) -> Observed:
+def _observe(view: ClusterView, md: ModelDeployment) -> Observed:
     pods = view.own_pods
+    samples = scrapes.samples.of_deployment(md.metadata.namespace, md.metadata.name)
+    uids = {
+        str((p.get("metadata") or {}).get("name")): (p.get("metadata") or {}).get("uid")
+        for p in pods
+    }
+    unanswered = unanswered_pods(
+        pods,
+        {s.pod.name: s.unanswered_since for s in samples if uids.get(s.pod.name) == s.pod.uid},
+        time.monotonic(),
+        METRICS_GRACE_SECONDS,
+    )
     waiting = any(
         c.get("type") == "PodScheduled" and c.get("status") == "False"
         for p in pods
         for c in (p.get("status") or {}).get("conditions") or []
     )
     # Nodes explain unschedulable pods only: most status computations never need them.
-    return Observed(deployment=view.own_deployment, pods=pods, nodes=view.nodes if waiting else [])
+    return Observed(
+        deployment=view.own_deployment,
+        pods=pods,
+        nodes=view.nodes if waiting else [],
+        unanswered=unanswered,
+    )
 
 
 def _report_unplaceable(

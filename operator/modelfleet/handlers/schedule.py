@@ -23,7 +23,7 @@ import kopf
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.autoscale.policy import AutoscalerState
 from modelfleet.cost.budget import NAMESPACE_BUDGET_ANNOTATION
-from modelfleet.handlers import autoscaler, budgets, costs, metrics
+from modelfleet.handlers import autoscaler, budgets, costs, metrics, slo
 from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, seeing, serial
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ async def track(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
         serial.forget(key)
         metrics.forget(*key)
         costs.forget(key)
+        slo.ledger.forget(key)
         budgets.forget(key)
         if _claims.pop(key, None) is not None and budgets.has_budget(memo.indexes, key[0]):
             schedule.hurry(key[0], time.monotonic())

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.autoscale.policy import PodLoad
 from modelfleet.render.engines import ENGINE_PORT, EngineMetrics, EngineProfile
+from modelfleet.status.slo import Reading, at_target
 
 SCRAPE_TIMEOUT_SECONDS = 2.0
 # Engines rename metrics between releases; older vLLM called KV use gpu_cache_usage_perc.
@@ -37,11 +38,22 @@ class EngineSample:
     load: PodLoad
     prompt_tokens: float | None = None
     generation_tokens: float | None = None
+    # Latency histograms at the SLO's bound (status/slo.py); None: the engine has no such
+    # histogram by design (llama.cpp), or no target asked for it.
+    ttft: Reading | None = None
+    tpot: Reading | None = None
 
 
-def parse_sample(text: str, metrics: EngineMetrics) -> EngineSample | None:
-    """One pod's load and token counters from its engine's /metrics text; None when the load is
-    unknown (see parse_load)."""
+# SLO targets a scrape reads the histograms at: (TTFT seconds, TPOT seconds or None).
+Targets = tuple[float, float | None]
+DEFAULT_TARGETS: Targets = (2.0, None)
+
+
+def parse_sample(
+    text: str, metrics: EngineMetrics, targets: Targets = DEFAULT_TARGETS
+) -> EngineSample | None:
+    """One pod's load, token counters and latency histograms (at `targets`) from its engine's
+    /metrics text; None when the load is unknown (see parse_load)."""
     kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
     wanted = (metrics.waiting, metrics.running, *kv_names)
     samples = _samples(text, (*wanted, metrics.prompt_tokens, metrics.generation_tokens))
@@ -53,11 +65,42 @@ def parse_sample(text: str, metrics: EngineMetrics) -> EngineSample | None:
         running=sum(samples[metrics.running]),
         kv_usage=sum(_fraction(value) for value in ranks) / len(ranks),
     )
+    ttft_target, tpot_target = targets
     return EngineSample(
         load=load,
         prompt_tokens=_total(samples.get(metrics.prompt_tokens)),
         generation_tokens=_total(samples.get(metrics.generation_tokens)),
+        ttft=_histogram(text, metrics.ttft, ttft_target),
+        tpot=None if tpot_target is None else _histogram(text, metrics.tpot, tpot_target),
     )
+
+
+def _histogram(text: str, names: tuple[str, ...], target: float) -> Reading | None:
+    """The first of `names` the text exports, read at `target`; None when the engine has none."""
+    if not names:
+        return None
+    for name in names:
+        buckets = _buckets(text, name)
+        if buckets:
+            return at_target(name, buckets, target)
+    return at_target(names[0], {}, target)
+
+
+def _buckets(text: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts by bound (le), summed over label sets (model names, ranks)."""
+    prefix = f"{name}_bucket{{"
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    found: dict[float, float] = {}
+    if not lines:
+        return found
+    try:
+        for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+            for sample in family.samples:
+                bound = float(sample.labels["le"])
+                found[bound] = found.get(bound, 0.0) + float(sample.value)
+    except (ValueError, TypeError, KeyError):
+        return {}
+    return found
 
 
 def _samples(text: str, names: Iterable[str]) -> dict[str, list[float]] | None:
@@ -143,10 +186,12 @@ class Scraper:
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
             return None
 
-    async def sample(self, pod_ip: str, engine: EngineProfile) -> EngineSample | None:
+    async def sample(
+        self, pod_ip: str, engine: EngineProfile, targets: Targets = DEFAULT_TARGETS
+    ) -> EngineSample | None:
         """One pod's engine numbers; None when the pod is unknown."""
         body = await self.fetch(metrics_url(pod_ip, engine))
-        return None if body is None else parse_sample(body, engine.metrics)
+        return None if body is None else parse_sample(body, engine.metrics, targets)
 
     async def close(self) -> None:
         if self._session is not None:
