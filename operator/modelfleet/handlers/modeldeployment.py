@@ -27,6 +27,7 @@ from modelfleet.api.types import (
     KIND,
     PLURAL,
     VERSION,
+    AutoscalingStatus,
     CostStatus,
     ModelDeployment,
     ModelDeploymentStatus,
@@ -273,10 +274,18 @@ def refresh_status(
     log.info("%s/%s kept changing; the next event refreshes its status", namespace, name)
 
 
-def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: str) -> bool:
+def record_scale(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    replicas: int,
+    reason: str,
+    autoscaling: AutoscalingStatus | None = None,
+) -> bool:
     """The autoscaler's decision into status, with an Event; False if nothing was written.
 
     Written over the version read here, so a decision never lands on a spec it did not see.
+    `autoscaling`: status.autoscaling for the same decision, in the same write.
     """
     body = kube.get(API_VERSION, KIND, name, namespace)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -293,6 +302,7 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
             "seen_spec_replicas": md.spec.replicas
             if md.status.seen_spec_replicas is None
             else md.status.seen_spec_replicas,
+            "autoscaling": autoscaling or md.status.autoscaling,
         }
     )
     try:
@@ -302,6 +312,25 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
     if written:
         _announce(kube, body, md.status, desired)
     return written
+
+
+def record_autoscaling(kube: Kube, namespace: str, name: str, block: AutoscalingStatus) -> bool:
+    """status.autoscaling alone (the count holds); False if nothing was written."""
+    body = kube.get(API_VERSION, KIND, name, namespace)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    try:
+        md = ModelDeployment.from_body(body)
+    except ValidationError:
+        return False
+    if not md.spec.autoscaled:
+        return False
+    try:
+        return _write_if_changed(
+            kube, body, md.status, md.status.model_copy(update={"autoscaling": block})
+        )
+    except ConflictError:
+        return False  # the next interval writes it on what the object is then
 
 
 def _write_status(

@@ -88,10 +88,13 @@ class Ledger:
         with self._lock:
             seen = self._owners.get(sample.pod.owner)
             bounds = (ttft.bound if ttft else None, tpot.bound if tpot else None)
-            if seen is None or _moved(seen.window, bounds):
-                # New bounds (a new target): counts at the old ones do not compare; start over.
-                window = LatencyWindow(*bounds, created=now)
+            if seen is None:
+                window = LatencyWindow(*bounds, created=self.started)
                 seen = self._owners[sample.pod.owner] = _Deployment(window)
+            elif _moved(seen.window, bounds):
+                # New bounds (a new target): counts at the old ones do not compare; start over
+                # (each pod's reading at the old bound is a baseline, see `increase`).
+                seen.window = LatencyWindow(*bounds, created=now)
             seen.answered = True
             seen.ttft_unknown = engine.ttft if isinstance(engine.ttft, str) else None
             seen.tpot_unknown = engine.tpot if isinstance(engine.tpot, str) else None
