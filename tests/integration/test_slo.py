@@ -102,7 +102,7 @@ def test_ttft_attainment_in_status_matches_the_load_generator_at_the_same_bound(
         if sample.name == "modelfleet_deployment_slo_attainment"
         and sample.labels == {"namespace": namespace, "name": NAME, "latency": "ttft", "le": "1"}
     ]
-    lines = [line for line in fast_writes.metrics().splitlines() if "_slo_" in line]
+    lines = [line for line in fast_writes.metrics().splitlines() if "deployment_" in line]
     assert published == [pytest.approx(block["attainment"], abs=0.01)], lines
 
     if block["met"] is False:
