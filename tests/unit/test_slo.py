@@ -264,3 +264,24 @@ def test_scrapes_read_at_the_targets_the_ledger_was_given() -> None:
         (2.0, 0.05),
     )
     assert llama is not None and llama.ttft is None and llama.tpot is None
+
+
+def test_slo_series_stay_when_autoscaling_is_off_and_go_with_the_deployment() -> None:
+    from modelfleet.handlers import metrics
+
+    who = {"namespace": "team", "name": "slo-series", "latency": "ttft"}
+    metrics.DEPLOYMENT_SLOS.deployments[("team", "slo-series")] = {
+        "ttft": metrics.LatencySLO(2.0, 1.0, 0.97, 120)
+    }
+
+    def value(name: str, labels: dict[str, str]) -> float | None:
+        return metrics.REGISTRY.get_sample_value(name, labels)
+
+    assert value("modelfleet_deployment_slo_attainment", {**who, "le": "1"}) == 0.97
+    assert value("modelfleet_deployment_slo_target_seconds", who) == 2.0
+    assert value("modelfleet_deployment_slo_observations", who) == 120
+    # A non-autoscaled deployment's every event drops the autoscaler's series, not these.
+    metrics.forget_autoscaler("team", "slo-series")
+    assert value("modelfleet_deployment_slo_target_seconds", who) == 2.0
+    metrics.forget("team", "slo-series")
+    assert value("modelfleet_deployment_slo_target_seconds", who) is None

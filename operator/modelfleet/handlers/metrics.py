@@ -318,10 +318,16 @@ def publish_opencost(prices: Iterable[NodePrice], engine_pods: Iterable[Mapping[
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted object's series."""
-    with contextlib.suppress(KeyError):
-        AUTOSCALER_LAST_DECISION.remove(namespace, name)
+    forget_autoscaler(namespace, name)
     DEPLOYMENT_COSTS.deployments.pop((namespace, name), None)
     DEPLOYMENT_SLOS.deployments.pop((namespace, name), None)
+
+
+def forget_autoscaler(namespace: str, name: str) -> None:
+    """Drop the autoscaler's series of an object (autoscaling turned off); its cost and SLO
+    series stay."""
+    with contextlib.suppress(KeyError):
+        AUTOSCALER_LAST_DECISION.remove(namespace, name)
 
 
 def stopped_leading() -> None:

@@ -154,7 +154,7 @@ async def track(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
     )
     schedule.observe(key, interval if autoscaled else None, time.monotonic())
     if not autoscaled:
-        metrics.forget(*key)  # autoscaling turned off: its decision series goes too
+        metrics.forget_autoscaler(*key)  # autoscaling off: its decision series goes (only)
 
 
 @kopf.on.event("", "v1", "namespaces")
