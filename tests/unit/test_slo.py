@@ -15,6 +15,7 @@ from modelfleet.kube.scrape import EngineSample, parse_sample
 from modelfleet.render.engines import profile
 from modelfleet.status.cost import rfc3339
 from modelfleet.status.slo import (
+    NOT_SCRAPED,
     Bucketed,
     LatencyWindow,
     SLOSeen,
@@ -167,6 +168,14 @@ def _block(until: float, attainment: float = 0.99, bound: float = 1.0) -> SLOSta
     )
 
 
+NOT_YET = SLOStatus(
+    since=rfc3339(1500),
+    until=rfc3339(2000),
+    ttft=LatencySLOStatus(target=2, unknown_reason=NOT_SCRAPED),
+)
+NEW_TARGET = LatencySLOStatus(target=3, unknown_reason=NOT_SCRAPED)
+
+
 @pytest.mark.parametrize(
     ("previous", "fresh", "now", "written"),
     [
@@ -176,8 +185,10 @@ def _block(until: float, attainment: float = 0.99, bound: float = 1.0) -> SLOSta
         (_block(1000), _block(1301), 1301, "previous"),  # past the period, only time moved
         (_block(1000), _block(1010, bound=2.5), 1010, "fresh"),  # another bound: at once
         (_block(1000), _block(990, 0.995), 990, "fresh"),  # clock went back
+        (_block(1000), NOT_YET, 2000, "previous"),  # a new leader has not scraped yet
+        (_block(1000), NOT_YET.model_copy(update={"ttft": NEW_TARGET}), 1010, "fresh"),
     ],
-    ids=["first", "held", "due", "only-time", "new-bound", "clock-back"],
+    ids=["first", "held", "due", "only-time", "new-bound", "clock-back", "not-yet", "new-target"],
 )
 def test_the_window_is_written_at_most_every_period(
     previous: SLOStatus | None, fresh: SLOStatus, now: float, written: str

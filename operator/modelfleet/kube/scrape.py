@@ -56,7 +56,8 @@ def parse_sample(
     /metrics text; None when the load is unknown (see parse_load)."""
     kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
     wanted = (metrics.waiting, metrics.running, *kv_names)
-    samples = _samples(text, (*wanted, metrics.prompt_tokens, metrics.generation_tokens))
+    lines = text.splitlines()
+    samples = _samples(lines, (*wanted, metrics.prompt_tokens, metrics.generation_tokens))
     if samples is None or metrics.waiting not in samples or metrics.running not in samples:
         return None
     ranks = next((samples[name] for name in kv_names if name in samples), [0.0])
@@ -70,31 +71,31 @@ def parse_sample(
         load=load,
         prompt_tokens=_total(samples.get(metrics.prompt_tokens)),
         generation_tokens=_total(samples.get(metrics.generation_tokens)),
-        ttft=_histogram(text, metrics.ttft, ttft_target),
-        tpot=None if tpot_target is None else _histogram(text, metrics.tpot, tpot_target),
+        ttft=_histogram(lines, metrics.ttft, ttft_target),
+        tpot=None if tpot_target is None else _histogram(lines, metrics.tpot, tpot_target),
     )
 
 
-def _histogram(text: str, names: tuple[str, ...], target: float) -> Reading | None:
+def _histogram(lines: list[str], names: tuple[str, ...], target: float) -> Reading | None:
     """The first of `names` the text exports, read at `target`; None when the engine has none."""
     if not names:
         return None
     for name in names:
-        buckets = _buckets(text, name)
+        buckets = _buckets(lines, name)
         if buckets:
             return at_target(name, buckets, target)
     return at_target(names[0], {}, target)
 
 
-def _buckets(text: str, name: str) -> dict[float, float]:
+def _buckets(lines: list[str], name: str) -> dict[float, float]:
     """Cumulative bucket counts by bound (le), summed over label sets (model names, ranks)."""
     prefix = f"{name}_bucket{{"
-    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    mine = [line for line in lines if line.startswith(prefix)]
     found: dict[float, float] = {}
-    if not lines:
+    if not mine:
         return found
     try:
-        for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+        for family in text_string_to_metric_families("\n".join(mine) + "\n"):
             for sample in family.samples:
                 bound = float(sample.labels["le"])
                 found[bound] = found.get(bound, 0.0) + float(sample.value)
@@ -103,7 +104,7 @@ def _buckets(text: str, name: str) -> dict[float, float]:
     return found
 
 
-def _samples(text: str, names: Iterable[str]) -> dict[str, list[float]] | None:
+def _samples(lines: list[str], names: Iterable[str]) -> dict[str, list[float]] | None:
     """Values by sample name, for the wanted names only; None when the text is not Prometheus.
 
     Only the lines of the wanted series reach prometheus_client's parser (an engine's /metrics
@@ -112,10 +113,10 @@ def _samples(text: str, names: Iterable[str]) -> dict[str, list[float]] | None:
     is the name EngineMetrics gives (counters with their _total).
     """
     prefixes = tuple(f"{name}{end}" for name in names for end in ("{", " ", "\t"))
-    lines = [line for line in text.splitlines() if line.startswith(prefixes)]
+    mine = [line for line in lines if line.startswith(prefixes)]
     found: dict[str, list[float]] = {}
     try:
-        for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+        for family in text_string_to_metric_families("\n".join(mine) + "\n"):
             for sample in family.samples:
                 found.setdefault(sample.name, []).append(float(sample.value))
     except (ValueError, TypeError):

@@ -30,6 +30,7 @@ from modelfleet.status.conditions import Announcement
 from modelfleet.status.cost import rfc3339
 
 WINDOW_SECONDS = 3600.0  # "the last hour"
+NOT_SCRAPED = "no engine answered yet"
 SLOT_SECONDS = 60.0  # the window's resolution
 
 
@@ -155,7 +156,7 @@ def latency_status(
 ) -> LatencySLOStatus:
     """One target's block: attainment at the bound, met or not, or why unknown."""
     if counts is None or bound is None:
-        return LatencySLOStatus(target=target, unknown_reason=unknown or "no engine answered yet")
+        return LatencySLOStatus(target=target, unknown_reason=unknown or NOT_SCRAPED)
     within, total = counts
     if total <= 0:
         return LatencySLOStatus(target=target, measured_at_seconds=bound, count=0)
@@ -202,10 +203,18 @@ def written_slo(
     """What to put in status: `fresh`, or the block as last written.
 
     Fresh when there is none yet, when it changed in kind (a new target or bound, known or
-    unknown), or when more than `period` has passed since the last `until` and a number changed.
+    unknown), or when more than `period` has passed since the last `until` and a number changed;
+    never for "not scraped yet" over an earlier block of the same target (a new leader's first
+    status computations would write twice).
     The caller writes `fresh` anyway when something else in status is written.
     """
-    if previous is None or _kind(previous) != _kind(fresh):
+    if previous is None:
+        return fresh
+    if fresh.ttft.unknown_reason == NOT_SCRAPED and previous.ttft.target == fresh.ttft.target:
+        # This operator has not scraped the engines yet (it just started leading): what was
+        # written stands until it has.
+        return previous
+    if _kind(previous) != _kind(fresh):
         return fresh
     elapsed = now - kube_time(previous.until)
     if elapsed > period or elapsed < 0:
