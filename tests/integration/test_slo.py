@@ -166,3 +166,51 @@ def test_an_engine_without_a_ttft_histogram_is_reported_unknown(
     )
     assert "llamacpp" in block["unknownReason"], block
     assert "attainment" not in block and "met" not in block
+
+
+AUTOSCALED: dict[str, Any] = {
+    "model": MODEL,
+    "gpu": {"product": "NVIDIA-L4", "count": 1},
+    "replicas": 1,
+    "minReplicas": 1,
+    "maxReplicas": 2,
+    "autoscaling": {"intervalSeconds": 2, "scaleDownWindowSeconds": 600},
+}
+# More than one L4 replica's KV cache holds: requests queue, the queue asks for more.
+BURST = LoadConfig(concurrency=160, duration=40, prompt_tokens=2000, output_tokens=100)
+
+
+def test_autoscaling_decisions_are_in_status_and_written_only_when_they_change(
+    api: Any, namespace: str, mds: ModelDeployments, emulator: Path
+) -> None:
+    mds.create(namespace, "auto", AUTOSCALED)
+    wait_for_engines(api, namespace, "auto", 1)
+
+    def block() -> dict[str, Any]:
+        return dict(status(mds, namespace, "auto").get("autoscaling") or {})
+
+    # Idle: the load asks for none; a fresh autoscaler has not watched a whole window yet.
+    idle = wait_until(
+        lambda: (b := block()).get("heldBy") == "ObservingSinceStart" and b,
+        60,
+        "status.autoscaling held since start",
+    )
+    assert (idle["recommendation"], idle["replicas"]) == (0, 1), idle
+    assert "no scale-down: observed" in idle["message"]
+    # Six decisions later nothing was written: the numbers in the message moved, not the verdict.
+    version = mds.get(namespace, "auto")["metadata"]["resourceVersion"]
+    time.sleep(12)  # a quiet period to observe, not a wait for a condition
+    assert mds.get(namespace, "auto")["metadata"]["resourceVersion"] == version
+    assert block() == idle
+
+    load = asyncio.run(
+        asyncio.wait_for(run_load(kube_targets(api, namespace, "auto"), MODEL, BURST), 300)
+    )
+    assert load["ok"] > 0, load
+    seen = wait_until(
+        lambda: (b := block()).get("replicas") == 2 and b,
+        60,
+        "status.autoscaling at the scaled count",
+    )
+    assert status(mds, namespace, "auto")["desiredReplicas"] == 2
+    assert seen["since"] >= idle["since"]
