@@ -259,7 +259,13 @@ def checks(run: TraceRun) -> list[tuple[str, bool, str]]:
 
 
 def row(label: str, r: Result, best: Result | None) -> str:
-    usd = "-" if r.cost_usd is None else f"{r.cost_usd:,.0f}"
+    usd = (
+        "-"
+        if r.cost_usd is None
+        else f"{r.cost_usd:,.0f}"
+        if r.cost_usd >= 100
+        else f"{r.cost_usd:.2f}"
+    )
     ratio = f"{r.gpu_hours / best.gpu_hours:.3f}" if best else "-"
     p99 = "inf" if r.p99_ttft == float("inf") else f"{r.p99_ttft:.2f}"
     return (

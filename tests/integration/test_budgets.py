@@ -247,3 +247,11 @@ def test_a_namespace_budget_is_shared_between_deployments(
                 f"{name} within the raised budget",
             )
         assert seen.highest_total == 6
+
+    annotate("20 USD")  # invalid: caps nothing, and the Namespace says why
+    message = wait_until(
+        lambda: events(api, "default", namespace, "InvalidBudget"), 30, "an InvalidBudget Event"
+    )
+    assert "must be a plain number of USD per hour" in message[0], message
+    for name in ("older", "newer"):
+        assert desired(name) == 3

@@ -374,6 +374,41 @@ def test_auto_lands_on_the_cheapest_gpu_that_fits(
     assert "--max-model-len=32768" in args
 
 
+def test_an_expected_load_places_the_cheapest_fleet_and_a_spec_change_replans(
+    api: Any, namespace: str, mds: ModelDeployments
+) -> None:
+    """Issue 12: 10 requests/s of 1,000 + 200 tokens take 7 replicas of 1x L4 ($4.90/h) but one
+    1x H100 ($3/h); a light load goes back to the cheapest replica, 1x L4."""
+    heavy = {"requestsPerSecond": 10, "promptTokens": 1000, "outputTokens": 200}
+    mds.create(namespace, "fleet", {**AUTO_7B, "expectedLoad": heavy})
+    wait_until(
+        lambda: mds.condition(namespace, "fleet", "Ready").get("status") == "True",
+        60,
+        "fleet Ready",
+    )
+    placement = mds.get(namespace, "fleet")["status"]["placement"]
+    assert (placement["gpuProduct"], placement["gpusPerReplica"]) == (
+        "NVIDIA-H100-80GB-HBM3",
+        1,
+    )
+    assert placement["message"].startswith("1 replica of 1x H100-80GB at $3.00/h, the cheapest")
+    assert "the cheapest replica would take 7 replicas of 1x L4 at $4.90/h" in placement["message"]
+    assert node_products(api, namespace, "fleet") == {"NVIDIA-H100-80GB-HBM3"}
+
+    mds.patch_spec(namespace, "fleet", {"expectedLoad": {**heavy, "requestsPerSecond": 0.1}})
+    wait_until(
+        lambda: (
+            mds.get(namespace, "fleet")["status"]["placement"]["gpuProduct"] == L4
+            and mds.condition(namespace, "fleet", "Ready").get("status") == "True"
+        ),
+        60,
+        "fleet re-planned onto one L4 and Ready",
+    )
+    wait_until(
+        lambda: node_products(api, namespace, "fleet") == {L4}, 60, "the H100 pod rolled away"
+    )
+
+
 def test_auto_falls_through_to_the_next_cheapest_pool_when_the_cheapest_is_full(
     api: Any, namespace: str, mds: ModelDeployments
 ) -> None:

@@ -61,7 +61,7 @@ def test_namespace_budget_annotation(value: str | None, expected: float | None) 
 
 @pytest.mark.parametrize("value", ["$20", "20 USD", "-1", "1e3", ""])
 def test_a_bad_namespace_budget_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="plain number"):
+    with pytest.raises(ValueError, match="plain number of USD per hour for the whole namespace"):
         parse_namespace_budget(value)
 
 

@@ -203,3 +203,77 @@ def test_an_unknown_kv_cache_flag_value_names_where_it_came_from() -> None:
     with pytest.raises(PlanInputError) as raised:
         request_from_manifest({"spec": {"model": "x", "extraArgs": ["--kv-cache-dtype=int4"]}})
     assert raised.value.errors[0].startswith("spec.extraArgs --kv-cache-dtype: Input should be")
+
+
+R1 = {"model": "deepseek-ai/DeepSeek-R1", "maxContextLength": 65536}
+ISSUE_LOAD = ("--requests-per-second", "8", "--prompt-tokens", "2000", "--output-tokens", "1000")
+
+
+def test_without_a_load_the_plan_shows_cost_per_token_at_full_use(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, R1, "--all-gpus")
+    assert code == 0
+    assert "4x B200 at $22.00/h, the cheapest that fits" in out
+    assert "FLEET $/H" not in out
+    assert (
+        "No load given, so the cheapest replica. At full use 8x B200 costs $0.794 per 1M output "
+        "tokens against $2.984" in out
+    )
+
+
+def test_a_load_on_the_command_line_picks_the_cheapest_fleet(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, R1, "--all-gpus", *ISSUE_LOAD)
+    assert code == 0
+    assert "1 replica of 8x H200 at $32.00/h, the cheapest fleet" in out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("GPU "))
+    assert header.endswith("$/1M   REQ/S EACH  REPLICAS  FLEET $/H  FLEET $/1M  NOTE")
+    chosen = next(line for line in lines if line.endswith("<- chosen")).split()
+    assert chosen[:2] == ["8x", "H200"]
+    assert chosen[-6:] == ["10.8", "1", "32.00", "1.111", "<-", "chosen"]
+    b200 = next(line for line in lines if line.startswith("4x B200 ")).split()
+    assert b200[-3:] == ["5", "110.00", "3.819"]
+    assert "No load given" not in out
+
+
+def test_a_flag_wins_over_the_manifest_load_and_ttft(tmp_path: Path) -> None:
+    spec = {
+        **R1,
+        "expectedLoad": {"requestsPerSecond": 1, "promptTokens": 2000, "outputTokens": 1000},
+    }
+    code, out, _ = run(tmp_path, spec, "--all-gpus", "-o", "json")
+    assert (code, json.loads(out)["options"][0]["gpuName"]) == (0, "B200")
+    code, out, _ = run(tmp_path, spec, "--all-gpus", "-o", "json", "--requests-per-second", "8")
+    data = json.loads(out)
+    assert data["load"] == {"requestsPerSecond": 8.0, "promptTokens": 2000, "outputTokens": 1000}
+    assert (data["gpuProduct"], data["gpusPerReplica"], data["basis"]) == (
+        "NVIDIA-H200",
+        8,
+        "fleet",
+    )
+    code, out, _ = run(tmp_path, spec, "--all-gpus", "-o", "json", "--ttft-seconds", "0.01")
+    assert code == 1
+    assert "no replica meets the SLO" in json.loads(out)["message"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (("--requests-per-second", "8"), "--prompt-tokens, --output-tokens: needed for a load"),
+        (
+            ("--prompt-tokens", "10", "--output-tokens", "10"),
+            "--requests-per-second: needed for a load",
+        ),
+    ],
+)
+def test_an_incomplete_load_is_bad_input(
+    tmp_path: Path, extra: tuple[str, ...], error: str
+) -> None:
+    code, _, err = run(tmp_path, R1, "--all-gpus", *extra)
+    assert code == 2
+    assert error in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "inf"])
+def test_load_flags_must_be_positive_numbers(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SystemExit):
+        run(tmp_path, R1, "--all-gpus", "--requests-per-second", value)

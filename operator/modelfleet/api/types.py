@@ -224,6 +224,39 @@ class BudgetSpec(_Model):
     ] = None
 
 
+class ExpectedLoad(_Model):
+    """The traffic the placement is sized for: arrivals and the size of a typical request."""
+
+    requests_per_second: Annotated[
+        float,
+        Field(
+            alias="requestsPerSecond",
+            gt=0,
+            le=1_000_000,
+            allow_inf_nan=False,
+            description="Requests per second the deployment must serve.",
+        ),
+    ]
+    prompt_tokens: Annotated[
+        int,
+        Field(
+            alias="promptTokens",
+            ge=1,
+            le=10_000_000,
+            description="Prompt tokens of a typical request.",
+        ),
+    ]
+    output_tokens: Annotated[
+        int,
+        Field(
+            alias="outputTokens",
+            ge=1,
+            le=10_000_000,
+            description="Output tokens of a typical request.",
+        ),
+    ]
+
+
 class SLOSpec(_Model):
     """Latency objectives the operator reports attainment of (status.slo, docs/autoscaling.md)."""
 
@@ -569,6 +602,20 @@ class ModelDeploymentSpec(_Model):
             description=(
                 "Longest sequence (prompt + output) in tokens a replica must hold; sizes the KV "
                 "cache. Default: the model's maximum."
+            ),
+        ),
+    ] = None
+    expected_load: Annotated[
+        ExpectedLoad | None,
+        Field(
+            alias="expectedLoad",
+            description=(
+                "Traffic to size the placement for. When set, the GPU type and count per "
+                "replica are the ones whose fleet serves this load within the TTFT target "
+                "(spec.slo.ttftSeconds, default 2 s) for the least money, chosen when the "
+                "deployment is created or its spec changes; when unset, the cheapest replica "
+                "that fits. It does not set the replica count (spec.replicas or the "
+                "autoscaler do); status.placement.message gives the fleet it assumed."
             ),
         ),
     ] = None

@@ -1,7 +1,8 @@
 """`modelfleet plan`: the planner's choice for a ModelDeployment manifest.
 
     modelfleet plan -f MODELDEPLOYMENT.yaml --inventory NODES.yaml [--prices PRICES.yaml]
-                    [-o table|json]
+                    [--requests-per-second R --prompt-tokens P --output-tokens O]
+                    [--ttft-seconds T] [-o table|json]
     modelfleet plan -f MODELDEPLOYMENT.yaml --all-gpus     # hypothetical: one empty 8-GPU node
                                                           # of every catalog GPU
 
@@ -10,9 +11,15 @@ to count GPUs already in use. Without --inventory or --all-gpus it reads the Nod
 the current kubeconfig context (--kubeconfig to choose another).
 Exit codes: 0 a feasible placement, 1 none, 2 bad input.
 
+With a load (the flags, or spec.expectedLoad; a flag wins over its field) the choice is the
+cheapest fleet for it within the TTFT target (--ttft-seconds, else spec.slo.ttftSeconds, else
+2 s): every option shows the requests/s one replica serves within it, the replicas the load
+needs, the fleet's USD per hour and per 1M output tokens. Without a load it is the cheapest
+replica, and $/1M shows each option's cost per 1M output tokens at full use.
+
 The manifest's spec is read leniently (fields the CRD does not have yet are accepted):
 model, architecture, maxContextLength, quantization, engine, gpu.product (or "auto"),
-gpu.count, gpuMemoryUtilization, kvCacheDtype, and extraArgs --max-model-len,
+gpu.count, gpuMemoryUtilization, kvCacheDtype, expectedLoad, slo, and extraArgs --max-model-len,
 --gpu-memory-utilization, --quantization, --kv-cache-dtype when the fields are absent.
 """
 
@@ -28,6 +35,7 @@ from typing import Any, TextIO
 from modelfleet.catalog.gpus import default_gpus
 from modelfleet.cli.tables import table
 from modelfleet.cli.yaml_files import read_documents
+from modelfleet.perf.capacity import option_capacity
 from modelfleet.plan import (
     Inventory,
     Placement,
@@ -38,7 +46,8 @@ from modelfleet.plan import (
     parse_price_overrides,
     place,
 )
-from modelfleet.plan.request import PlanInputError, request_from_manifest
+from modelfleet.plan.fleet import Load
+from modelfleet.plan.request import PlacementRequest, PlanInputError, request_from_manifest
 
 
 def add_plan_command(commands: Any) -> None:
@@ -65,8 +74,68 @@ def add_plan_command(commands: Any) -> None:
         "(default: $KUBECONFIG or ~/.kube/config)",
     )
     plan.add_argument("--prices", type=Path, help="price overrides YAML")
+    load = plan.add_argument_group(
+        "load",
+        "traffic to size the fleet for (default: spec.expectedLoad; without one, the cheapest "
+        "replica is chosen)",
+    )
+    load.add_argument(
+        "--requests-per-second",
+        type=_positive(float),
+        metavar="R",
+        help="requests per second to serve",
+    )
+    load.add_argument(
+        "--prompt-tokens", type=_positive(int), metavar="P", help="prompt tokens of a request"
+    )
+    load.add_argument(
+        "--output-tokens", type=_positive(int), metavar="O", help="output tokens of a request"
+    )
+    load.add_argument(
+        "--ttft-seconds",
+        type=_positive(float),
+        metavar="T",
+        help="time-to-first-token target a replica must meet (default: spec.slo.ttftSeconds, "
+        "else 2)",
+    )
     plan.add_argument("-o", "--output", choices=("table", "json"), default="table")
     plan.set_defaults(func=run_plan)
+
+
+def _positive(kind: type[float] | type[int]) -> Any:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
+
+
+def with_load_flags(request: PlacementRequest, args: argparse.Namespace) -> PlacementRequest:
+    """The manifest's load and TTFT target, with the command line's flags over them."""
+    flags = {
+        "requests_per_second": getattr(args, "requests_per_second", None),
+        "prompt_tokens": getattr(args, "prompt_tokens", None),
+        "output_tokens": getattr(args, "output_tokens", None),
+    }
+    update: dict[str, Any] = {}
+    if any(value is not None for value in flags.values()):
+        given = request.load.model_dump() if request.load else {}
+        values = {**given, **{k: v for k, v in flags.items() if v is not None}}
+        missing = [f"--{name.replace('_', '-')}" for name in flags if values.get(name) is None]
+        if missing:
+            raise PlanInputError(
+                [f"{', '.join(missing)}: needed for a load (or spec.expectedLoad)"]
+            )
+        update["load"] = Load.model_validate(values)
+    ttft = getattr(args, "ttft_seconds", None)
+    if ttft is not None:
+        update["ttft_seconds"] = ttft
+    return request.model_copy(update=update) if update else request
 
 
 def run_plan(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -74,6 +143,7 @@ def run_plan(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     err = err or sys.stderr
     try:
         request = request_from_manifest(_load_yaml(args.filename, first_of_kind="ModelDeployment"))
+        request = with_load_flags(request, args)
         if args.inventory is not None:
             inventory = inventory_from_yaml(_load_yaml(args.inventory))
         elif args.all_gpus:
@@ -89,7 +159,7 @@ def run_plan(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         for line in error.errors:
             err.write(f"modelfleet plan: {line}\n")
         return 2
-    placement = place(request, inventory, prices)
+    placement = place(request, inventory, prices, capacity=option_capacity)
     if args.output == "json":
         out.write(json.dumps(placement.as_dict(), indent=2) + "\n")
     else:
@@ -144,24 +214,33 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def format_table(placement: Placement, inventory: Inventory) -> str:
     headers = ["GPU", "PRODUCT", "QUANT", "NEEDS", "GIVES", "FIT", "FREE", "TOK/S", "$/H", "$/1M"]
+    sized = placement.load is not None
+    if sized:
+        headers += ["REQ/S EACH", "REPLICAS", "FLEET $/H", "FLEET $/1M"]
     rows = []
     for option in placement.options:
         memory = option.memory
-        rows.append(
-            [
-                option.display + (" spot" if option.spot else ""),
-                option.gpu_product,
-                option.quantization,
-                _cell(memory.needed_gib if memory else None, ".0f") + " GiB",
-                _cell(memory.capacity_gib if memory else None, ".0f") + " GiB",
-                "yes" if option.feasible else "no",
-                str(option.free_replicas),
-                _cell(option.throughput.decode_tokens_per_s if option.throughput else None, ".0f"),
-                _cell(option.hourly_cost, ".2f"),
-                _cell(option.usd_per_million_tokens, ".3f"),
-                "<- chosen" if option is placement.chosen else (option.reason or ""),
+        row = [
+            option.display + (" spot" if option.spot else ""),
+            option.gpu_product,
+            option.quantization,
+            _cell(memory.needed_gib if memory else None, ".0f") + " GiB",
+            _cell(memory.capacity_gib if memory else None, ".0f") + " GiB",
+            "yes" if option.feasible else "no",
+            str(option.free_replicas),
+            _cell(option.throughput.decode_tokens_per_s if option.throughput else None, ".0f"),
+            _cell(option.hourly_cost, ".2f"),
+            _cell(option.usd_per_million_tokens, ".3f"),
+        ]
+        if sized:
+            fleet = option.fleet
+            row += [
+                _cell(option.capacity.requests_per_s if option.capacity else None, ".3g"),
+                str(fleet.replicas) if fleet else "-",
+                _cell(fleet.hourly_cost if fleet else None, ".2f"),
+                _cell(fleet.usd_per_million_output_tokens if fleet else None, ".3f"),
             ]
-        )
+        rows.append([*row, "<- chosen" if option is placement.chosen else (option.reason or "")])
     verdict = "PLACEMENT" if placement.feasible else "NO FEASIBLE PLACEMENT"
     context = placement.max_context_length
     kv = placement.kv_cache_dtype
@@ -170,4 +249,27 @@ def format_table(placement: Placement, inventory: Inventory) -> str:
         f"{placement.message}"
     ]
     header += [f"ignored node {line}" for line in inventory.ignored]
-    return "\n".join([*header, "", ""]) + table([*headers, "NOTE"], rows)
+    footer = _hint(placement)
+    return "\n".join([*header, "", ""]) + table([*headers, "NOTE"], rows) + footer
+
+
+def _hint(placement: Placement) -> str:
+    """Without a load: which option is cheapest per token at full use, if not the chosen one."""
+    if placement.load is not None or placement.chosen is None:
+        return ""
+    priced = [
+        option
+        for option in placement.options
+        if option.feasible and option.usd_per_million_tokens is not None
+    ]
+    best = min(priced, key=lambda option: option.usd_per_million_tokens or 0.0)
+    chosen = placement.chosen
+    if best is chosen or chosen.usd_per_million_tokens is None:
+        return ""
+    assert best.usd_per_million_tokens is not None
+    return (
+        f"\nNo load given, so the cheapest replica. At full use {best.display} costs "
+        f"${best.usd_per_million_tokens:.3f} per 1M output tokens against "
+        f"${chosen.usd_per_million_tokens:.3f}: give --requests-per-second, --prompt-tokens and "
+        "--output-tokens (or spec.expectedLoad) for the cheapest fleet for your traffic.\n"
+    )

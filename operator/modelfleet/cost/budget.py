@@ -216,7 +216,13 @@ def parse_namespace_budget(value: str | None) -> float | None:
     like the node price annotation; anything else raises ValueError (never used as a budget)."""
     if value is None:
         return None
-    return parse_gpu_hourly(value)
+    try:
+        return parse_gpu_hourly(value)
+    except ValueError:
+        raise ValueError(
+            f"must be a plain number of USD per hour for the whole namespace, e.g. 20, "
+            f"got {value!r}"
+        ) from None
 
 
 def replica_hourly(

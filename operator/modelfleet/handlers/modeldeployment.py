@@ -40,6 +40,7 @@ from modelfleet.handlers import costs, metrics, scrapes, slo
 from modelfleet.handlers.cache import ClusterView
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube, NotLeader
+from modelfleet.perf.capacity import option_capacity
 from modelfleet.plan.deployment import plan_deployment
 from modelfleet.plan.inventory import Inventory, parse_inventory
 from modelfleet.plan.prices import PriceSheet
@@ -214,7 +215,7 @@ def _reconcile_once(
         _report_unplaceable(kube, body, str(error), "InvalidSpec", raise_on_invalid)
         return
     try:
-        decision = plan_deployment(md, _inventory(view, md), prices)
+        decision = plan_deployment(md, _inventory(view, md), prices, option_capacity)
     except PlanInputError as error:
         _report_unplaceable(kube, body, str(error), "InvalidSpec", raise_on_invalid)
         return

@@ -11,6 +11,7 @@ The objects come from a watch event handler, which needs no finalizer either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -22,9 +23,10 @@ import kopf
 
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.autoscale.policy import AutoscalerState
-from modelfleet.cost.budget import NAMESPACE_BUDGET_ANNOTATION
+from modelfleet.cost.budget import NAMESPACE_BUDGET_ANNOTATION, parse_namespace_budget
 from modelfleet.handlers import autoscaler, budgets, costs, metrics, slo
 from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, seeing, serial
+from modelfleet.kube.client import Kube, NotLeader
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,9 @@ async def track(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
 
 
 @kopf.on.event("", "v1", "namespaces")
-async def namespace_budget_changed(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def namespace_budget_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     """A namespace budget set, changed or removed: every object of it resyncs now."""
     name = str(body.metadata.name)
     if event.get("type") == "DELETED":
@@ -168,6 +172,24 @@ async def namespace_budget_changed(event: kopf.RawEvent, body: kopf.Body, **_: A
     if _namespace_budgets.get(name) != value:
         _namespace_budgets[name] = value
         schedule.hurry(name, time.monotonic())
+        await _warn_if_invalid(memo.kube, body, value)
+
+
+async def _warn_if_invalid(kube: Kube, body: kopf.Body, value: str | None) -> None:
+    """An invalid namespace budget caps nothing: a Warning Event on the Namespace says so where
+    the cluster admin who set it looks (`kubectl describe namespace`); the log says it too."""
+    try:
+        parse_namespace_budget(value)
+        return
+    except ValueError as error:
+        message = f"annotation {NAMESPACE_BUDGET_ANNOTATION} {error}; no namespace budget applies"
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": body.metadata.name, "uid": body.metadata.uid},
+    }
+    with contextlib.suppress(NotLeader):  # not leading: the leader posts it
+        await asyncio.to_thread(kube.post_event, namespace, "Warning", "InvalidBudget", message)
 
 
 async def run(memo: kopf.Memo) -> None:

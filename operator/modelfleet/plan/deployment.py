@@ -4,6 +4,11 @@ A running deployment keeps its GPUs while the spec fields the planner reads are 
 previous placement is pinned), so other workloads filling or freeing pools never make it
 migrate, and a replica count change never moves it; any other spec re-plans. The placement
 carries the digest of the request it was planned for: it is reused for that request only.
+
+With spec.expectedLoad the choice is the cheapest fleet for that load within the SLO
+(plan/fleet.py); it is made, like any placement, when the deployment is created or the spec
+changes, and kept while it runs. The load the engines report is not used: moving a running
+deployment when its traffic changes is not done yet (docs/concepts.md, "Placement").
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 
 from modelfleet.api.types import ModelDeployment, PlacementStatus
 from modelfleet.catalog.models import default_models
+from modelfleet.plan.fleet import CapacityModel
 from modelfleet.plan.inventory import Inventory
 from modelfleet.plan.planner import Placement, place
 from modelfleet.plan.prices import PriceSheet
@@ -19,9 +25,15 @@ from modelfleet.plan.request import PlacementRequest, request_from_manifest
 
 
 def plan_deployment(
-    md: ModelDeployment, inventory: Inventory, prices: PriceSheet
+    md: ModelDeployment,
+    inventory: Inventory,
+    prices: PriceSheet,
+    capacity: CapacityModel | None = None,
 ) -> PlacementStatus | str:
-    """The placement to run with, or the reason there is none (raises PlanInputError)."""
+    """The placement to run with, or the reason there is none (raises PlanInputError).
+
+    `capacity` (perf.capacity.option_capacity) sizes the fleet of a spec with expectedLoad
+    (ValueError from the planner without it)."""
     spec = md.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     request = request_from_manifest({"spec": spec})
     digest = request_digest(request)
@@ -31,7 +43,7 @@ def plan_deployment(
         request = request.model_copy(
             update={"gpu_product": previous.gpu_product, "gpu_count": previous.gpus_per_replica}
         )
-    placement = place(request, inventory, prices)
+    placement = place(request, inventory, prices, capacity=capacity)
     if placement.feasible:
         chosen = _status_of(placement).model_copy(update={"spec_hash": digest})
         if keep and previous is not None:
@@ -55,9 +67,15 @@ def plan_deployment(
     return placement.message
 
 
+# Fields that only matter with a load: left out of the digest without one, so a deployment
+# placed before they existed keeps its digest, and an SLO change without a load moves nothing.
+LOAD_FIELDS = frozenset({"load", "ttft_seconds", "tpot_seconds"})
+
+
 def request_digest(request: PlacementRequest) -> str:
     """Same request, same digest: its JSON (fields in declaration order), then SHA-256."""
-    canonical = request.model_dump_json(exclude_none=False)
+    exclude = set(LOAD_FIELDS) if request.load is None else None
+    canonical = request.model_dump_json(exclude_none=False, exclude=exclude)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

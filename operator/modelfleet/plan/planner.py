@@ -6,15 +6,22 @@ tensor-parallel rules, prices the feasible ones, and chooses the cheapest per ho
 memory headroom, then fewer GPUs). When the cheapest has no node with enough free GPUs for a
 replica, the next cheapest feasible option with free capacity is chosen, and the message says so.
 Every rejected option carries a one-line reason.
+
+With a load in the request (spec.expectedLoad), "cheapest" means the cheapest fleet for that
+load instead (plan/fleet.py): each feasible option's replica capacity within the SLO, from the
+`capacity` model the caller passes (perf.capacity.option_capacity), gives the replicas the load
+needs and their cost per hour; an option whose replica cannot meet the TTFT target for the
+load's prompts is rejected with that reason. Ties: fewer GPUs in the fleet, then as above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-from modelfleet.catalog.gpus import GIB
+from modelfleet.catalog.gpus import GIB, GPU
 from modelfleet.catalog.models import ModelArch, ModelCatalog, default_models
+from modelfleet.plan.fleet import CapacityModel, Fleet, Load, ReplicaCapacity, fleet_for
 from modelfleet.plan.inventory import Inventory, Pool
 from modelfleet.plan.memory import (
     MemoryEstimate,
@@ -45,6 +52,9 @@ class Option:
     throughput: Throughput | None
     free_replicas: int  # replicas that fit in the pool's free GPUs now
     reason: str | None  # why it is rejected; None when feasible
+    gpu: GPU | None = field(default=None, compare=False, repr=False)  # the catalog GPU
+    capacity: ReplicaCapacity | None = None  # one replica within the SLO, with a load only
+    fleet: Fleet | None = None  # the replicas the load needs, when feasible with a load
 
     @property
     def feasible(self) -> bool:
@@ -55,7 +65,12 @@ class Option:
         return f"{self.gpus}x {self.gpu_name or self.gpu_product}"
 
     @property
+    def fleet_gpus(self) -> int | None:
+        return self.fleet.replicas * self.gpus if self.fleet else None
+
+    @property
     def usd_per_million_tokens(self) -> float | None:
+        """USD per 1M output tokens of one replica at full use (its roofline decode rate)."""
         if self.hourly_cost is None or self.throughput is None:
             return None
         return usd_per_million_tokens(self.hourly_cost, self.throughput.decode_tokens_per_s)
@@ -75,6 +90,15 @@ class Option:
             "hourlyCost": _round(self.hourly_cost, 4),
             "decodeTokensPerSecond": _round(tokens, 0),
             "usdPerMillionOutputTokens": _round(self.usd_per_million_tokens, 4),
+            "requestsPerSecondPerReplica": _round(
+                self.capacity.requests_per_s if self.capacity else None, 4
+            ),
+            "ttftAloneSeconds": _round(self.capacity.ttft_alone_s if self.capacity else None, 3),
+            "replicasForLoad": self.fleet.replicas if self.fleet else None,
+            "fleetHourlyCost": _round(self.fleet.hourly_cost if self.fleet else None, 4),
+            "fleetUsdPerMillionOutputTokens": _round(
+                self.fleet.usd_per_million_output_tokens if self.fleet else None, 4
+            ),
             "reason": self.reason,
         }
 
@@ -93,6 +117,17 @@ class Placement:
     gpu_memory_utilization: float = 0.9
     kv_cache_dtype: str = "auto"
     quantized: bool = False  # weights differ from the published dtype: pass --quantization
+    load: Load | None = None  # the load the fleet is sized for; None: chosen per replica
+    ttft_seconds: float | None = None  # the TTFT target the fleet meets, with a load
+
+    @property
+    def basis(self) -> Literal["fleet", "replica"]:
+        """What the choice minimised: the fleet's cost for the load, or one replica's."""
+        return "replica" if self.load is None else "fleet"
+
+    @property
+    def fleet(self) -> Fleet | None:
+        return self.chosen.fleet if self.chosen else None
 
     @property
     def gpu_product(self) -> str | None:
@@ -147,6 +182,11 @@ class Placement:
             "estimatedMemoryGiB": _round(self.estimated_memory_gib),
             "hourlyCostPerReplica": _round(self.hourly_cost_per_replica, 4),
             "capacityAvailable": self.capacity_available,
+            "basis": self.basis,
+            "load": self.load.model_dump(by_alias=True) if self.load else None,
+            "ttftSeconds": self.ttft_seconds,
+            "replicasForLoad": self.fleet.replicas if self.fleet else None,
+            "fleetHourlyCost": _round(self.fleet.hourly_cost if self.fleet else None, 4),
             "message": self.message,
             "reason": self.reason,
             "options": [option.as_dict() for option in self.options],
@@ -238,6 +278,7 @@ def _option(
         throughput=throughput,
         free_replicas=pool.free_replicas(gpus) if gpus <= pool.gpus_per_node else 0,
         reason=reason,
+        gpu=pool.gpu,
     )
 
 
@@ -247,18 +288,76 @@ def _sort_key(option: Option) -> tuple[float, float, int, str, str]:
     return (cost, -headroom, option.gpus, option.gpu_product, option.quantization)
 
 
+def _fleet_key(option: Option) -> tuple[float, int, float, float, int, str, str]:
+    if option.fleet is None or option.fleet_gpus is None:
+        return (float("inf"), 0, *_sort_key(option))
+    return (option.fleet.hourly_cost, option.fleet_gpus, *_sort_key(option))
+
+
+def _with_fleet(
+    arch: ModelArch, option: Option, request: PlacementRequest, capacity: CapacityModel
+) -> Option:
+    """A feasible option sized for request.load, or rejected when a replica misses the SLO."""
+    assert request.load is not None and option.hourly_cost is not None
+    replica = capacity(arch, option, request)
+    if replica.reason is not None or replica.requests_per_s <= 0:
+        return replace(option, capacity=replica, reason=replica.reason or "serves nothing")
+    return replace(
+        option, capacity=replica, fleet=fleet_for(option.hourly_cost, replica, request.load)
+    )
+
+
+def _costs(option: Option) -> str:
+    """What the choice compared: the fleet's cost with a load, else one replica's."""
+    if option.fleet is None:
+        return f"{option.display} at ${option.hourly_cost:.2f}/h"
+    fleet = option.fleet
+    plural = "s" if fleet.replicas != 1 else ""
+    return f"{fleet.replicas} replica{plural} of {option.display} at ${fleet.hourly_cost:.2f}/h"
+
+
+def _why(chosen: Option, options: list[Option], request: PlacementRequest) -> str:
+    """With a load: the load, the SLO, and how the cheapest replica would have done."""
+    load = request.load
+    if load is None:
+        return "; no load known, so the cheapest replica"
+    assert chosen.fleet is not None
+    text = (
+        f" for {load.describe()} within TTFT {request.ttft_seconds:g} s "
+        f"({chosen.fleet.capacity.requests_per_s:.3g} requests/s a replica, "
+        f"${chosen.fleet.usd_per_million_output_tokens:.2f} per 1M output tokens)"
+    )
+    by_replica = [o for o in options if o.hourly_cost is not None and o.capacity is not None]
+    if by_replica:
+        cheapest = min(by_replica, key=_sort_key)
+        if cheapest is not chosen and cheapest.fleet is not None:
+            text += f"; the cheapest replica would take {_costs(cheapest)}"
+        elif cheapest is not chosen:
+            text += f"; the cheapest replica, {cheapest.display}, misses the SLO: {cheapest.reason}"
+    return text
+
+
 def place(
     request: PlacementRequest,
     inventory: Inventory,
     prices: PriceSheet,
     models: ModelCatalog | None = None,
+    *,
+    capacity: CapacityModel | None = None,
 ) -> Placement:
-    """Choose the cheapest feasible placement of one replica (pure; see the module docstring)."""
+    """Choose the cheapest feasible placement (pure; see the module docstring).
+
+    `capacity` is needed when the request has a load (ValueError otherwise)."""
     arch = request.architecture or (models or default_models()).lookup(request.model)
+    load = request.load
+    if load is not None and capacity is None:
+        raise ValueError("a request with a load needs a capacity model to size its fleet")
     common: dict[str, Any] = {
         "model": request.model,
         "gpu_memory_utilization": request.gpu_memory_utilization,
         "kv_cache_dtype": request.kv_cache_dtype,
+        "load": load,
+        "ttft_seconds": request.ttft_seconds if load is not None else None,
     }
     if arch is None:
         return Placement(
@@ -275,6 +374,13 @@ def place(
             feasible=False,
             message=f"maxContextLength {max_context} exceeds the {arch.max_context} tokens "
             f"{arch.id} supports",
+            **common,
+        )
+    if load is not None and load.prompt_tokens + load.output_tokens > max_context:
+        return Placement(
+            feasible=False,
+            message=f"expectedLoad: {load.prompt_tokens:,} prompt + {load.output_tokens:,} "
+            f"output tokens exceed the maxContextLength of {max_context:,}",
             **common,
         )
     pools = [
@@ -296,10 +402,30 @@ def place(
                 options.append(
                     _option(arch, request, pool, gpus, quantization, max_context, prices)
                 )
-    options.sort(key=lambda option: (not option.feasible, *_sort_key(option)))
+    if load is not None and capacity is not None:
+        options = [
+            _with_fleet(arch, option, request, capacity) if option.feasible else option
+            for option in options
+        ]
+        options.sort(key=lambda option: (not option.feasible, *_fleet_key(option)))
+    else:
+        options.sort(key=lambda option: (not option.feasible, *_sort_key(option)))
 
     feasible = [option for option in options if option.feasible]
     if not feasible:
+        missed = [option for option in options if option.capacity is not None]
+        if missed:
+            closest = min(missed, key=lambda o: o.capacity.ttft_alone_s if o.capacity else 0.0)
+            others = len(missed) - 1
+            return Placement(
+                feasible=False,
+                message=f"{arch.id} fits, but no replica meets the SLO for "
+                f"{load.describe() if load else 'the load'}: {closest.display}: "
+                f"{closest.reason}"
+                + (f" ({others} other{'s' if others != 1 else ''} miss it too)" if others else ""),
+                options=tuple(options),
+                **common,
+            )
         closest = max(options, key=lambda o: (o.memory.capacity if o.memory else -1.0, -o.gpus))
         others = len(options) - 1
         suffix = f" ({others} other option{'s' if others != 1 else ''} rejected too)"
@@ -312,18 +438,18 @@ def place(
         )
     cheapest = feasible[0]
     chosen = next((option for option in feasible if option.free_replicas > 0), None)
+    what = "the cheapest fleet" if load is not None else "the cheapest that fits"
     if chosen is None:
         chosen = cheapest
         message = (
-            f"{cheapest.display} at ${cheapest.hourly_cost:.2f}/h, but no feasible pool has "
+            f"{_costs(cheapest)}, but no feasible pool has "
             f"{cheapest.gpus} free GPUs on one node: the replica waits for capacity"
         )
     elif chosen is cheapest:
-        message = f"{chosen.display} at ${chosen.hourly_cost:.2f}/h, the cheapest that fits"
+        message = f"{_costs(chosen)}, {what}"
     else:
         message = (
-            f"{chosen.display} at ${chosen.hourly_cost:.2f}/h: the cheapest that fits, "
-            f"{cheapest.display} at ${cheapest.hourly_cost:.2f}/h, has no node with "
+            f"{_costs(chosen)}: {what}, {_costs(cheapest)}, has no node with "
             f"{cheapest.gpus} free GPUs"
         )
     if chosen.memory is not None:
@@ -331,6 +457,7 @@ def place(
             f" (needs {_gib(chosen.memory.needed)} of {_gib(chosen.memory.capacity)}, "
             f"{chosen.quantization})"
         )
+    message += _why(chosen, options, request)
     return Placement(
         feasible=True,
         message=message,

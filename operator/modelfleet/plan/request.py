@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modelfleet.api.types import NAME_RULE_MESSAGE, valid_name
 from modelfleet.catalog.models import ModelArch
+from modelfleet.plan.fleet import DEFAULT_TTFT_SECONDS, Load
 from modelfleet.plan.memory import (
     DEFAULT_OVERHEAD_GIB,
     DEFAULT_UTILIZATION,
@@ -27,6 +28,9 @@ class PlacementRequest(BaseModel):
     pre-quantized checkpoint, so they are only ever used when pinned.
     gpu_product: None (or "auto") lets the planner choose; else a nvidia.com/gpu.product value
     or any label value / catalog name of a GPU ("NVIDIA-L4", "nvidia-l4", "L4").
+    load: the traffic to serve (spec.expectedLoad); with it the planner picks the cheapest fleet
+    for it within ttft_seconds (spec.slo.ttftSeconds) and tpot_seconds, without it the cheapest
+    replica (plan/fleet.py).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,6 +45,9 @@ class PlacementRequest(BaseModel):
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = DEFAULT_UTILIZATION
     overhead_gib: Annotated[float, Field(ge=0)] = DEFAULT_OVERHEAD_GIB
     kv_cache_dtype: KVCacheDtype = "auto"
+    load: Load | None = None
+    ttft_seconds: Annotated[float, Field(gt=0, le=3600)] = DEFAULT_TTFT_SECONDS
+    tpot_seconds: Annotated[float | None, Field(gt=0, le=60)] = None
 
     @field_validator("gpu_product")
     @classmethod
@@ -117,6 +124,12 @@ def request_from_manifest(manifest: Any) -> PlacementRequest:
             spec.get("kvCacheDtype", _kv_cache_dtype_arg(extra)),
         ),
     }
+    slo = spec.get("slo") or {}
+    if not isinstance(slo, Mapping):
+        raise PlanInputError(["spec.slo: must be an object"])
+    fields["load"] = ("spec.expectedLoad", spec.get("expectedLoad"))
+    fields["ttft_seconds"] = ("spec.slo.ttftSeconds", slo.get("ttftSeconds"))
+    fields["tpot_seconds"] = ("spec.slo.tpotSeconds", slo.get("tpotSeconds"))
     values = {name: value for name, (_, value) in fields.items() if value is not None}
     if values.get("architecture") is not None and isinstance(values["architecture"], Mapping):
         values["architecture"] = {"id": values.get("model", "custom"), **values["architecture"]}

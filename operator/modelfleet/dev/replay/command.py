@@ -33,6 +33,7 @@ from modelfleet.dev.replay.metrics import Result
 from modelfleet.dev.replay.policies import KUBEAI_TARGET_REQUESTS
 from modelfleet.dev.replay.runner import POLICIES, Setup, ratios, run_policies
 from modelfleet.dev.replay.trace import TraceError, TraceRequest, read_trace
+from modelfleet.perf.capacity import option_capacity
 from modelfleet.perf.engine import EngineProfile, ReplicaEngine, profile_for_placement
 from modelfleet.plan import Placement, PriceSheet, hypothetical_inventory, place
 from modelfleet.plan.request import PlacementRequest, PlanInputError, request_from_manifest
@@ -227,7 +228,9 @@ def load_deployment(
         raise SimulateInputError([f"{path}: {line}" for line in error.errors]) from error
     except ValidationError as error:
         raise SimulateInputError([f"--gpu-product/--gpus: {error}"]) from error
-    placement = place(request, hypothetical_inventory(default_gpus()), PriceSheet())
+    placement = place(
+        request, hypothetical_inventory(default_gpus()), PriceSheet(), capacity=option_capacity
+    )
     if not placement.feasible or placement.chosen is None:
         raise SimulateInputError([f"{path}: no feasible placement: {placement.message}"])
     metadata = manifest.get("metadata")
