@@ -30,6 +30,17 @@ AFTER = 1000.0 + INTERVAL
         pytest.param(
             spread(10, 3), 3, Limits(1, 10), 0, 0, LOW, (1, 3, "ScaleDownWindow"), id="window"
         ),
+        # Watched less than a window, but the window's highest is the count: the window holds.
+        pytest.param(
+            spread(10, 3),
+            3,
+            Limits(1, 10),
+            0,
+            0,
+            steady(3, 3, since=900.0, until=1000.0),
+            (1, 3, "ScaleDownWindow"),
+            id="young-window",
+        ),
         pytest.param(
             spread(10, 6), 6, Limits(1, 10), 0, 0, SHRINKING, (1, 5, "MaxScaleDownStep"), id="down"
         ),

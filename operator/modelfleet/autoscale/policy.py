@@ -226,17 +226,8 @@ def decide(
 
     state = _remember(config, state, now, recommendation)
     target, note = _stabilise(config, state, now, current, recommendation, missing)
-    if target < recommendation:
-        held = "ScaleUpWindow"
-    elif target > recommendation:
-        observed = now - state.observing_since
-        held = (
-            "MissingData"
-            if missing
-            else "ObservingSinceStart"
-            if observed < config.scale_down_window_seconds
-            else "ScaleDownWindow"
-        )
+    if target != recommendation:
+        held = _held_by_window(config, state, now, current, recommendation, missing)
     zero = _zero_note(config, limits, state, now)
     if zero:
         target, note, held = 0, zero, None
@@ -467,6 +458,25 @@ def _stabilise(
     if recommendation < current:
         return current, f"highest in {config.scale_down_window_seconds}s: {down}"
     return current, ""
+
+
+def _held_by_window(
+    config: AutoscalingSpec,
+    state: AutoscalerState,
+    now: float,
+    current: int,
+    recommendation: int,
+    missing: bool,
+) -> str:
+    """The rule of `_stabilise` that kept the count from the recommendation (same branches)."""
+    if recommendation > current:
+        return "ScaleUpWindow"
+    down = max(_window(state, now, config.scale_down_window_seconds), default=recommendation)
+    if down < current and now - state.observing_since < config.scale_down_window_seconds:
+        return "ObservingSinceStart"
+    if down < current and missing:
+        return "MissingData"
+    return "ScaleDownWindow"
 
 
 def _step(config: AutoscalingSpec, current: int, target: int) -> tuple[int, str]:
