@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelfleet.api.types import Engine, LatencySLOStatus, SLOSpec, SLOStatus
 from modelfleet.autoscale.policy import PodLoad
@@ -88,21 +90,21 @@ def test_the_window_sums_the_last_hour_by_minute_and_forgets_older_slots() -> No
     window.add(50.0, (1, 1), None)  # same minute
     window.add(3700.0, (5, 10), None)
     window.add(7300.0, (2, 4), None)  # the first slot is now more than an hour old
-    assert [slot[0] for slot in window.slots] == [3660.0, 7260.0]
+    assert window.starts() == [3660.0, 7260.0]
     # To the minute: the slot holding the window's start counts whole.
     assert window.totals(7300.0 - 3600.0) == ((7, 14), (0, 0))
     assert window.totals(3720.0) == ((2, 4), (0, 0))
     window.add(7290.0, (1, 1), (3, 3))  # late, within the same slot
     assert window.totals(3720.0) == ((3, 5), (3, 3))
     window.add(7230.0, (1, 1), None)  # late, into a slot already passed: kept in order
-    assert [slot[0] for slot in window.slots] == [3660.0, 7200.0, 7260.0]
+    assert window.starts() == [3660.0, 7200.0, 7260.0]
     assert window.totals(7260.0) == ((3, 5), (3, 3))
 
 
 def test_empty_readings_add_no_slot() -> None:
     window = LatencyWindow(1.0, None, created=0.0)
     window.add(10.0, (0, 0), None)
-    assert not window.slots
+    assert not window.starts()
 
 
 @pytest.mark.parametrize(
@@ -296,3 +298,23 @@ def test_slo_series_stay_when_autoscaling_is_off_and_go_with_the_deployment() ->
     assert value("modelfleet_deployment_slo_target_seconds", who) == 2.0
     metrics.forget("team", "slo-series")
     assert value("modelfleet_deployment_slo_target_seconds", who) is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 3500), st.integers(0, 50), st.integers(0, 50)),
+        max_size=60,
+    )
+)
+def test_the_window_totals_every_reading_of_the_hour_in_any_order(
+    readings: list[tuple[float, int, int]],
+) -> None:
+    window = LatencyWindow(1.0, 0.05, created=0.0)
+    for time, within, extra in readings:
+        window.add(time, (within, within + extra), (extra, within + extra))
+    within = sum(r[1] for r in readings)
+    total = sum(r[1] + r[2] for r in readings)
+    extra = sum(r[2] for r in readings)
+    assert window.totals(0.0) == ((within, total), (extra, total))
+    starts = window.starts()
+    assert starts == sorted(set(starts))

@@ -20,7 +20,7 @@ else is written anyway or what it says changes in kind (target, bound, why unkno
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -86,13 +86,20 @@ def increase(
 
 @dataclass
 class LatencyWindow:
-    """Per-minute sums of one deployment's increases, for the last hour, at fixed bounds."""
+    """Per-minute sums of one deployment's increases, for the last hour, at fixed bounds.
+
+    The slots are one flat array of doubles, five per minute (start, TTFT within, TTFT total,
+    TPOT within, TPOT total), oldest first: about 2.5 kB for a busy hour, where lists of Python
+    floats would take five times that for each of a thousand deployments.
+    """
 
     ttft_bound: float | None
     tpot_bound: float | None
     created: float  # counting at these bounds began (unix seconds)
-    # (slot start, ttft within, ttft total, tpot within, tpot total)
-    slots: deque[list[float]] = field(default_factory=deque)
+    slots: array[float] = field(default_factory=lambda: array("d"))
+
+    def starts(self) -> list[float]:
+        return list(self.slots[0::_WIDTH])
 
     def add(
         self, time: float, ttft: tuple[float, float] | None, tpot: tuple[float, float] | None
@@ -100,37 +107,42 @@ class LatencyWindow:
         if not (ttft and ttft[1]) and not (tpot and tpot[1]):
             return
         start = math.floor(time / SLOT_SECONDS) * SLOT_SECONDS
-        if not self.slots or self.slots[-1][0] < start:
-            self.slots.append([start, 0.0, 0.0, 0.0, 0.0])
-        slot = self.slots[-1] if self.slots[-1][0] == start else self._slot(start)
+        at = self._slot(start)
         for offset, counts in ((1, ttft), (3, tpot)):
             if counts:
-                slot[offset] += counts[0]
-                slot[offset + 1] += counts[1]
-        while self.slots and self.slots[0][0] < time - WINDOW_SECONDS - SLOT_SECONDS:
-            self.slots.popleft()
+                self.slots[at + offset] += counts[0]
+                self.slots[at + offset + 1] += counts[1]
+        horizon = time - WINDOW_SECONDS - SLOT_SECONDS
+        old = 0
+        while old < len(self.slots) and self.slots[old] < horizon:
+            old += _WIDTH
+        del self.slots[:old]
 
-    def _slot(self, start: float) -> list[float]:
-        """A late reading (a slot already passed): into its own slot, kept in order."""
-        for slot in self.slots:
-            if slot[0] == start:
-                return slot
-        slot = [start, 0.0, 0.0, 0.0, 0.0]
-        self.slots.append(slot)
-        ordered = sorted(self.slots, key=lambda s: s[0])
-        self.slots.clear()
-        self.slots.extend(ordered)
-        return slot
+    def _slot(self, start: float) -> int:
+        """Index of the slot starting at `start`, made (in order) if missing; a late reading
+        goes into a slot already passed."""
+        at = len(self.slots) - _WIDTH
+        while at >= 0 and self.slots[at] > start:
+            at -= _WIDTH
+        if at >= 0 and self.slots[at] == start:
+            return at
+        at += _WIDTH
+        self.slots[at:at] = array("d", (start, 0.0, 0.0, 0.0, 0.0))
+        return at
 
     def totals(self, since: float) -> tuple[tuple[float, float], tuple[float, float]]:
         """((ttft within, total), (tpot within, total)) of the slots from `since` on (to the
         minute: the slot holding `since` counts whole)."""
         first = math.floor(since / SLOT_SECONDS) * SLOT_SECONDS
-        kept = [slot for slot in self.slots if slot[0] >= first]
-        return (
-            (sum(s[1] for s in kept), sum(s[2] for s in kept)),
-            (sum(s[3] for s in kept), sum(s[4] for s in kept)),
-        )
+        sums = [0.0] * _WIDTH
+        for at in range(0, len(self.slots), _WIDTH):
+            if self.slots[at] >= first:
+                for k in range(1, _WIDTH):
+                    sums[k] += self.slots[at + k]
+        return (sums[1], sums[2]), (sums[3], sums[4])
+
+
+_WIDTH = 5  # doubles per slot
 
 
 @dataclass(frozen=True)
