@@ -192,10 +192,11 @@ def test_autoscaling_decisions_are_in_status_and_written_only_when_they_change(
     # Idle: the load asks for none. The scale-down window holds the count (its first decisions,
     # before the engine answered, held 1), or a fresh autoscaler has not watched a whole window.
     notes = {"ScaleDownWindow": "highest in 600s: 1", "ObservingSinceStart": "no scale-down"}
+    # (Before the engine's first answer it is MissingData.)
     idle = wait_until(
-        lambda: (b := block()).get("recommendation") == 0 and b,
+        lambda: (b := block()).get("recommendation") == 0 and b.get("heldBy") in notes and b,
         60,
-        "status.autoscaling idle",
+        "status.autoscaling idle, held by the window",
     )
     assert idle["replicas"] == 1 and idle["heldBy"] in notes, idle
     assert notes[idle["heldBy"]] in idle["message"], idle
