@@ -489,6 +489,61 @@ CASES: list[Case] = [
         "spec.imagePullSecrets[0].name",
         "required",
     ),
+    # The weights cache and model sources (api/cache.py, docs/cache.md).
+    Case("cache-shared-ok", _spec(modelRevision="a1b2c3d", cache={"size": "40Gi"})),
+    Case("cache-per-node-ok", _spec(cache={"mode": "PerNode", "nodePath": "/mnt/nvme/w"})),
+    Case(
+        "source-s3-ok",
+        _spec(
+            source={
+                "s3": {
+                    "url": "s3://models/qwen-7b",
+                    "endpoint": "http://minio.storage:9000",
+                    "credentialsSecret": {"name": "s3-keys"},
+                }
+            },
+            cache={"size": "40Gi", "storageClassName": "nfs"},
+        ),
+    ),
+    Case("source-pvc-ok", _spec(source={"pvc": {"claimName": "models", "path": "qwen/7b"}})),
+    Case("revision-bad", _spec(modelRevision="-x y"), "spec.modelRevision", "match"),
+    Case(
+        "s3-without-cache",
+        _spec(source={"s3": {"url": "s3://models/qwen"}}),
+        "spec.source",
+        "source.s3 needs cache",
+    ),
+    Case(
+        "pvc-with-cache",
+        _spec(source={"pvc": {"claimName": "models"}}, cache={"size": "40Gi"}),
+        "spec.cache",
+        "source.pvc is mounted as it is",
+    ),
+    Case(
+        "llamacpp-cache",
+        _spec(engine="llamacpp", cache={"size": "40Gi"}),
+        "spec.engine",
+        "need engine vllm or sglang",
+    ),
+    Case(
+        "two-sources",
+        _spec(source={"huggingFace": {}, "pvc": {"claimName": "models"}}),
+        "spec.source",
+        "at most one of",
+    ),
+    Case("shared-cache-no-size", _spec(cache={}), "spec.cache.size", "cache.size is required"),
+    Case(
+        "pvc-path-escapes",
+        _spec(source={"pvc": {"claimName": "models", "path": "../etc"}}),
+        "spec.source.pvc.path",
+        "match",
+    ),
+    Case(
+        "s3-url-bad",
+        _spec(source={"s3": {"url": "https://bucket"}}, cache={"size": "1Gi"}),
+        "spec.source.s3.url",
+        "match",
+    ),
 ]
 
 

@@ -21,6 +21,7 @@ from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.dev import manifests
 from modelfleet.dev.cluster.build import ensure_binaries, ensure_helm
 from modelfleet.render.children import MANAGED_BY
+from modelfleet.render.download import PROGRESS_PORT
 from modelfleet.render.engines import ENGINE_PORT
 from tests.integration.operator_fixtures import ModelDeployments, install_crd, wait_until
 
@@ -113,7 +114,10 @@ def test_the_network_policy_is_off_by_default_and_opens_the_engine_port(helm: An
         # Selects exactly what the operator renders on engine pods.
         assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": MANAGED_BY}}
         [rule] = spec["ingress"]
-        assert rule["ports"] == [{"port": ENGINE_PORT, "protocol": "TCP"}]
+        assert rule["ports"] == [
+            {"port": ENGINE_PORT, "protocol": "TCP"},
+            {"port": PROGRESS_PORT, "protocol": "TCP"},  # weights download progress
+        ]
         operator_peer, prometheus, same_namespace = rule["from"]
         assert operator_peer["namespaceSelector"] == {
             "matchLabels": {"kubernetes.io/metadata.name": "ops"}

@@ -56,6 +56,12 @@ AUTOSCALED_SPEC = {
 }
 NOWHERE = "qwen-7b-nowhere"
 NOWHERE_SPEC = {**SPEC, "gpu": {"product": "NVIDIA-A10G", "count": 1}}  # no such nodes here
+# A shared weights cache whose download fails (kwok's stage for this model id): the volume and
+# Job applied and watched, the failed pod listed for the reason (docs/cache.md).
+NO_WEIGHTS = "no-weights"
+FAILING = "simulated/download-fails"
+# A shared cache that downloads (kwok: 12 s), then a new revision: the old cache is deleted.
+CACHED = "cached-weights"
 # Grants the operator needs that the audit log cannot show as a request of its own, each with
 # the reason. The comparison fails if an entry gets used after all or is no longer granted.
 EXCUSED: dict[rbac.Permission, str] = {
@@ -325,13 +331,20 @@ class ChartOperator:
             self.mds.create(self.namespace, "qwen-7b", SPEC)
             self.mds.create(self.namespace, AUTOSCALED, AUTOSCALED_SPEC)
             self.mds.create(self.namespace, NOWHERE, NOWHERE_SPEC)
+            self.mds.create(self.namespace, NO_WEIGHTS, self._download_spec(FAILING, 1))
+            self.mds.create(self.namespace, CACHED, self._download_spec(SPEC["model"], 2))
             self._wait(lambda: self._ready("qwen-7b", generation=1), 90, "qwen-7b Ready")
             # The emulator answers for both replicas, idle: the autoscaler scales 2 -> 1.
             self._wait(lambda: self._scaled_to_one(), 90, f"{AUTOSCALED} scaled down to 1")
             self._wait(self._fits_nowhere, 30, f"{NOWHERE}: NoFeasiblePlacement")
+            self._wait(self._download_failed, 90, f"{NO_WEIGHTS}: the download failed")
+            self._wait(lambda: self._cached_jobs() == 1, 90, f"{CACHED}: cached")
+            self.mds.patch_spec(self.namespace, CACHED, {"modelRevision": "v2"})
+            self._wait(lambda: self._cached_jobs() == 2, 30, f"{CACHED}: the v2 Job")
+            self._wait(lambda: self._cached_jobs() == 1, 90, f"{CACHED}: v1's cache deleted")
             self.mds.patch_spec(self.namespace, "qwen-7b", {"extraArgs": ["--enforce-eager"]})
             self._wait(lambda: self._ready("qwen-7b", generation=2), 90, "the edit reconciled")
-            self._delete("qwen-7b", AUTOSCALED, NOWHERE)
+            self._delete("qwen-7b", AUTOSCALED, NOWHERE, NO_WEIGHTS, CACHED)
 
     def exercise_one_namespace(self) -> None:
         """With watchNamespaces the operator watches only those namespaces (kopf lists and
@@ -384,6 +397,49 @@ class ChartOperator:
             self.namespace, field_selector=f"involvedObject.name={AUTOSCALED},reason=Scaled"
         )
         return status.get("desiredReplicas") == 1 and bool(events.items)
+
+    def _download_spec(self, model: str, volumes: int) -> dict[str, Any]:
+        """Volumes for a cache (a no-provisioner class and PersistentVolumes, made with the
+        admin's rights) and a cached spec of `model`."""
+        storage_class = f"sim-rwx-{secrets.token_hex(3)}"
+        client.StorageV1Api(self.api).create_storage_class(
+            {
+                "metadata": {"name": storage_class},
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "Immediate",
+            }
+        )
+        for index in range(volumes):
+            self._volume(storage_class, f"{storage_class}-{index}")
+        cache = {"size": "10Gi", "storageClassName": storage_class}
+        return {**SPEC, "model": model, "cache": cache}
+
+    def _volume(self, storage_class: str, name: str) -> None:
+        client.CoreV1Api(self.api).create_persistent_volume(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "storageClassName": storage_class,
+                    "capacity": {"storage": "10Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "hostPath": {"path": "/simulated/weights"},
+                },
+            }
+        )
+
+    def _cached_jobs(self) -> int:
+        """Download Jobs of CACHED that are not being deleted, 0 until one succeeded."""
+        batch: Any = client.BatchV1Api(self.api)
+        found = batch.list_namespaced_job(
+            self.namespace, label_selector=f"modelfleet.dev/deployment={CACHED}"
+        ).items
+        live = [j for j in found if not j.metadata.deletion_timestamp]
+        return len(live) if any(j.status.succeeded for j in live) else 0
+
+    def _download_failed(self) -> bool:
+        status = self.mds.get(self.namespace, NO_WEIGHTS).get("status") or {}
+        return (status.get("cache") or {}).get("phase") == "Failed"
 
     def _fits_nowhere(self) -> bool:
         ready = self.mds.condition(self.namespace, NOWHERE, "Ready")

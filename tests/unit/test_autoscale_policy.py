@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from modelfleet.api.types import AutoscalingSpec, ModelDeploymentSpec
 from modelfleet.autoscale.policy import (
+    PREFILL_TARGET_UTILISATION,
+    SPARE_MIN,
     STARTUP_GRACE_SECONDS,
     AutoscalerState,
     Decision,
@@ -428,32 +430,159 @@ def feed(
     kv: float = 0.35,
     prompt_rate: float | None = None,
     prefill: float | None = None,
+    startup: float | None = None,
+    ready: int = 4,
 ) -> Decision:
-    # 4 pods at KV 0.35 each: load 2 replicas at the 0.7 target.
+    # `ready` pods at KV 0.35 each: 4 of them are a load of 2 replicas at the 0.7 target.
     sample = LoadSample(
         time=t,
-        pods=tuple(pod(running=10, kv=kv) for _ in range(4)),
+        pods=tuple(pod(running=10, kv=kv) for _ in range(ready)),
         first_tokens=first,
         first_tokens_within_slo=within,
         prompt_tokens_per_s=prompt_rate,
+        startup_seconds=startup,
     )
     return decide(DEFAULTS, ONE_TO_TEN, current, sample, state, 0.99, prefill)
 
 
-def test_without_ttft_input_the_headroom_stays_one() -> None:
+def test_without_ttft_input_there_is_no_spare() -> None:
     decision = feed(None, 0.0, None, None, 2)
-    assert decision.state.headroom == 1.0 and decision.replicas == 2
+    assert decision.state.spare is None and decision.replicas == 2
+    assert "spare" not in decision.reason
 
 
-def test_a_window_below_the_setpoint_raises_the_headroom_once_per_start_up() -> None:
-    first = feed(None, 0.0, 100, 98, 2)  # 0.98 against a setpoint of 0.993: +6.5%
-    assert first.state.headroom == pytest.approx(1 + 5 * (0.993 - 0.98))
-    assert first.replicas == 3  # ceil(2 x 1.065)
-    assert "headroom" in first.reason
-    again = feed(first.state, 60.0, 100, 50, 3)  # within 120 s: no new raise
-    assert again.state.headroom == first.state.headroom
-    later = feed(again.state, 130.0, 100, 50, 3)  # then +10% at most
-    assert later.state.headroom == pytest.approx(first.state.headroom * 1.1)
+@pytest.mark.parametrize(
+    ("current", "spare", "replicas"),
+    [
+        pytest.param(2, 0.0, 2, id="the-load-itself"),
+        pytest.param(6, 4.0, 6, id="above-the-load-holds"),
+        pytest.param(1, 0.0, 2, id="below-the-load-scales-up"),
+    ],
+)
+def test_a_fresh_state_trusts_the_count_it_finds(current: int, spare: float, replicas: int) -> None:
+    decision = feed(None, 0.0, 100, 100, current)
+    assert decision.state.spare == pytest.approx(spare)
+    assert decision.replicas == replicas
+
+
+@pytest.mark.parametrize(
+    ("within", "current", "raised"),
+    [
+        pytest.param(98, 2, 0.1, id="small-shortfall-min-step"),  # 5 x 0.01 x 2 = 0.1
+        pytest.param(95, 2, 0.4, id="proportional"),  # 5 x 0.04 x 2
+        pytest.param(50, 4, 0.5, id="capped"),
+        pytest.param(99, 2, 0.0, id="at-the-setpoint-no-raise"),
+    ],
+)
+def test_a_window_below_the_setpoint_raises_the_spare(
+    within: int, current: int, raised: float
+) -> None:
+    base = feed(None, 0.0, 100, 100, current).state.spare
+    assert base is not None
+    decision = feed(None, 0.0, 100, within, current)
+    assert decision.state.spare == pytest.approx(base + raised)
+
+
+@pytest.mark.parametrize(
+    ("startup", "at", "raised"),
+    [
+        pytest.param(None, 60.0, False, id="default-120s-too-soon"),
+        pytest.param(None, 130.0, True, id="default-120s-after"),
+        pytest.param(30.0, 60.0, True, id="measured-30s-after"),
+        pytest.param(300.0, 130.0, False, id="measured-300s-too-soon"),
+    ],
+)
+def test_the_spare_rises_at_most_once_per_start_up(
+    startup: float | None, at: float, raised: bool
+) -> None:
+    first = feed(None, 0.0, 100, 50, 2, startup=startup)
+    again = feed(first.state, at, 100, 50, first.replicas, startup=startup)
+    assert first.state.spare is not None and again.state.spare is not None
+    assert (again.state.spare > first.state.spare) is raised
+
+
+def test_misses_while_replicas_load_do_not_raise_the_spare() -> None:
+    # 6 asked for, 4 serve: the ramp's misses wait for the 2 on the way.
+    state = feed(None, 0.0, 100, 100, 6).state
+    loading = feed(state, 200.0, 100, 50, 6, ready=4)
+    assert loading.state.spare == state.spare
+    served = feed(state, 200.0, 100, 50, 4, ready=4)
+    assert served.state.spare is not None and state.spare is not None
+    assert served.state.spare > state.spare
+
+
+def test_too_few_first_tokens_are_no_judgement() -> None:
+    assert feed(None, 0.0, 10, 0, 2).state.spare == 0.0
+
+
+def test_misses_never_ask_for_fewer() -> None:
+    # The load says 1 replica (KV 0.1 on 4 pods, a spare at its floor, raised just now), but
+    # the window misses: hold 4.
+    state = replace(feed(None, 0.0, 100, 100, 4, kv=0.1).state, spare=SPARE_MIN, last_raise=0.0)
+    decision = feed(state, 10.0, 100, 90, 4, kv=0.1)
+    assert decision.replicas == 4 and "no fewer while TTFT attainment" in decision.reason
+
+
+def test_the_spare_decays_towards_its_floor_while_the_slo_is_met() -> None:
+    state = feed(None, 0.0, 100, 100, 6).state  # spare 4 over a load of 2
+    t = 0.0
+    for _ in range(360):  # an hour
+        t += 10.0
+        state = feed(state, t, 100, 100, 6).state
+    assert state.spare is not None
+    assert state.spare == pytest.approx(SPARE_MIN + (4 - SPARE_MIN) / math.e, rel=0.01)
+    for _ in range(360 * 8):
+        t += 10.0
+        state = feed(state, t, 100, 100, 6).state
+    assert state.spare == pytest.approx(SPARE_MIN, abs=0.01)
+    # Below zero the terms shrink with it: a load of 1.7 replicas and a spare of -1 want 1.
+    assert "wants 1 (kv)" in feed(state, t, 100, 100, 2, kv=0.3).reason
+
+
+@pytest.mark.parametrize(
+    ("current", "kv", "named"),
+    [
+        pytest.param(9, 0.1, True, id="spare-is-most-of-the-count"),  # load 0.57, spare 8.4
+        pytest.param(3, 0.35, False, id="spare-below-the-load"),  # load 2, spare 1
+        pytest.param(1, 0.1, False, id="spare-below-one"),  # load 0.57, spare 0.43
+    ],
+)
+def test_the_reason_says_when_the_count_is_held_for_bursts(
+    current: int, kv: float, named: bool
+) -> None:
+    decision = feed(None, 0.0, 100, 100, current, kv=kv, startup=150.0)
+    assert ("bursts shorter than the 150s start-up" in decision.reason) is named
+
+
+def test_the_prefill_term_sizes_on_a_high_quantile_of_the_recent_prompt_rate() -> None:
+    # One replica prefills 4,000 tokens/s, at the 0.6 target 2,400: 9,000 tokens/s need 3.75.
+    assert PREFILL_TARGET_UTILISATION == 0.6
+    first = feed(None, 0.0, None, None, 2, kv=0.05, prompt_rate=9000.0, prefill=4000.0)
+    assert first.replicas == 4 and "prompt rate needs 3.75" in first.reason
+    # Eight calm intervals: the burst is above the 90th percentile of nine rates: still 3.75.
+    state = first.state
+    for k in range(1, 9):
+        last = feed(state, 10.0 * k, None, None, 4, kv=0.05, prompt_rate=120.0, prefill=4000.0)
+        state = last.state
+    assert "prompt rate needs 3.75" in last.reason
+    # One more calm interval and the 90th percentile is a calm one; after 10 minutes the burst
+    # has left the window.
+    calm = feed(state, 90.0, None, None, 4, kv=0.05, prompt_rate=120.0, prefill=4000.0)
+    assert "prompt rate needs 0.05" in calm.reason
+    gone = feed(calm.state, 600.0, None, None, 4, kv=0.05, prompt_rate=120.0, prefill=4000.0)
+    assert 0.0 not in [t for t, _ in gone.state.prompt_rates]
+    # Without a per-replica rate there is no prefill term.
+    without = feed(None, 0.0, None, None, 2, kv=0.05, prompt_rate=9000.0)
+    assert without.replicas == 2 and "prompt rate" not in without.reason
+
+
+def test_the_spare_waits_for_the_first_prompt_rate() -> None:
+    # With a prefill term, the first sample has no rate yet (a counter needs two reads): the
+    # fresh spare is taken at the second, against the whole load.
+    first = feed(None, 0.0, 100, 100, 6, kv=0.05, prompt_rate=None, prefill=4000.0)
+    assert first.state.spare is None
+    second = feed(first.state, 10.0, 100, 100, 6, kv=0.05, prompt_rate=9000.0, prefill=4000.0)
+    assert second.state.spare == pytest.approx(6 - 3.75)
 
 
 def test_a_queue_that_delays_nobody_beyond_the_slo_is_not_saturation() -> None:
@@ -472,59 +601,3 @@ def test_a_queue_that_delays_nobody_beyond_the_slo_is_not_saturation() -> None:
     assert "> target" not in on_time.reason
     late = decide(DEFAULTS, ONE_TO_TEN, 4, sample(100, 80), None)
     assert "queue 20 on 4 > target" in late.reason
-
-
-def test_too_few_first_tokens_are_no_judgement() -> None:
-    assert feed(None, 0.0, 10, 0, 2).state.headroom == 1.0
-
-
-def test_misses_never_ask_for_fewer() -> None:
-    # The load says 1 replica (KV 0.1 on 4 pods), but the window misses: hold 4.
-    decision = feed(None, 0.0, 100, 90, 4, kv=0.1)
-    assert decision.replicas == 4 and "attainment" in decision.reason
-
-
-def test_headroom_is_capped_then_decays_below_one_while_the_slo_is_met() -> None:
-    state: AutoscalerState | None = None
-    t = 0.0
-    for _ in range(20):
-        state = feed(state, t, 100, 0, 4).state
-        t += 120.0
-    assert state is not None and state.headroom == pytest.approx(2.5)
-    # Once the window (10 min) is back above the setpoint, the headroom decays towards 0.6 with
-    # a time constant of an hour; it stops decaying at the floor.
-    for _ in range(60):
-        state = feed(state, t, 100, 100, 4).state
-        t += 10.0
-    assert state.headroom > 2.4  # the old misses are in the window for most of it
-    for _ in range(360):
-        state = feed(state, t, 100, 100, 4).state
-        t += 10.0
-    assert 0.6 < state.headroom < 0.6 + 1.9 / math.e * 1.2
-    for _ in range(3600):
-        state = feed(state, t, 100, 100, 4).state
-        t += 10.0
-    assert state.headroom == pytest.approx(0.6, abs=0.01)
-    # Below 1, the KV term shrinks with it: 2 replicas of KV load x 0.6 -> 2 (ceil 1.2).
-    assert feed(state, t, 100, 100, 4).replicas < 4
-
-
-def test_the_prefill_term_sizes_on_a_high_quantile_of_the_recent_prompt_rate() -> None:
-    # One replica prefills 4,000 tokens/s, at a 0.5 target 2,000: 9,000 tokens/s need 4.5 -> 5.
-    first = feed(None, 0.0, None, None, 2, kv=0.05, prompt_rate=9000.0, prefill=4000.0)
-    assert first.replicas == 5 and "prompt rate needs 4.50" in first.reason
-    # Eight calm intervals: the burst is above the 90th percentile of nine rates: still 4.5.
-    state = first.state
-    for k in range(1, 9):
-        last = feed(state, 10.0 * k, None, None, 5, kv=0.05, prompt_rate=100.0, prefill=4000.0)
-        state = last.state
-    assert "prompt rate needs 4.50" in last.reason
-    # One more calm interval and the 90th percentile is a calm one; after 10 minutes the burst
-    # has left the window.
-    calm = feed(state, 90.0, None, None, 5, kv=0.05, prompt_rate=100.0, prefill=4000.0)
-    assert "prompt rate needs 0.05" in calm.reason
-    gone = feed(calm.state, 600.0, None, None, 5, kv=0.05, prompt_rate=100.0, prefill=4000.0)
-    assert 0.0 not in [t for t, _ in gone.state.prompt_rates]
-    # Without a per-replica rate there is no prefill term.
-    without = feed(None, 0.0, None, None, 2, kv=0.05, prompt_rate=9000.0)
-    assert without.replicas == 2 and "prompt rate" not in without.reason

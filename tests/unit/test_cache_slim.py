@@ -297,3 +297,46 @@ def test_slimmed_bodies_share_their_strings() -> None:
         k for k in two["metadata"]["labels"] if k == key
     )
     assert one["status"]["phase"] is two["status"]["phase"]
+
+
+def test_the_weights_readers_see_their_fields_in_the_slim_bodies() -> None:
+    """Download Jobs, volumes and pods as the API server returns them (trimmed from local-cluster
+    objects): job_state, cache_status, superseded and the progress pod pick read the same."""
+    from modelfleet.handlers.cache import WEIGHTS_METADATA, slim_job
+    from modelfleet.render import cache
+    from modelfleet.status.cache import cache_status, job_state
+
+    md = model_deployment(cache={"size": "40Gi"}, modelRevision="v2")
+    rendered_job = cache.download_job(md)
+    job = copy.deepcopy(rendered_job)
+    job["metadata"] |= {
+        "uid": "9b1", "resourceVersion": "77", "generation": 1, "managedFields": MANAGED_FIELDS,
+        "deletionTimestamp": "2026-12-01T18:40:00Z",
+    }  # fmt: skip
+    job["status"] = {
+        "startTime": "2026-12-01T18:32:15Z",
+        "completionTime": "2026-12-01T18:32:30Z",
+        "succeeded": 1,
+        "ready": 0,
+        "terminating": 0,
+        "uncountedTerminatedPods": {},
+        "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+             "message": "Reached expected number of succeeded pods",
+             "lastProbeTime": NOW, "lastTransitionTime": NOW},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+             "message": "Reached expected number of succeeded pods",
+             "lastProbeTime": NOW, "lastTransitionTime": NOW},
+        ],
+    }  # fmt: skip
+    slim = slim_job(job)
+    assert job_state(slim) == job_state(job) == "Succeeded"
+    assert cache_status(md, slim) == cache_status(md, job)
+    assert cache.superseded(model_deployment(), [slim], True) == []  # being deleted already
+    del job["metadata"]["deletionTimestamp"]
+    assert cache.superseded(model_deployment(), [slim_job(job)], True) == [slim_job(job)]
+    assert cache.superseded(md, [slim_job(job)], True) == []  # the current revision's
+    slim = slim_job({**job, "metadata": {**job["metadata"], "deletionTimestamp": NOW}})
+    assert slim["metadata"]["deletionTimestamp"]
+    assert set(slim["metadata"]) <= set(WEIGHTS_METADATA)
+    assert slim["apiVersion"] == "batch/v1" and slim["kind"] == "Job"

@@ -157,8 +157,28 @@ def test_stage_set() -> None:
         "node-heartbeat-with-lease",
         "pod-running",
         "pod-ready",
+        "weights-download-complete",
+        "weights-download-fail",
         "pod-delete",
     ]
+
+
+def test_download_pods_complete_or_fail_and_never_become_ready() -> None:
+    """Weights download pods (render/cache.py) run to an end instead of serving: Succeeded after
+    the simulated download time, or Failed with exit 2 for the simulated missing repository."""
+    complete = _stage("weights-download-complete")
+    assert complete["spec"]["delay"]["durationMilliseconds"] == 12_000
+    assert "phase: Succeeded" in complete["spec"]["next"]["statusTemplate"]
+    assert "exitCode: 0" in complete["spec"]["next"]["statusTemplate"]
+    failing = _stage("weights-download-fail")["spec"]
+    assert "phase: Failed" in failing["next"]["statusTemplate"]
+    assert "exitCode: 2" in failing["next"]["statusTemplate"]
+    assert ["simulated/download-fails"] in [
+        e["jq"].get("values") for e in failing["selector"]["matchExpressions"]
+    ]
+    label = '.metadata.labels["modelfleet.dev/weights-of"]'
+    ready = _stage("pod-ready")["spec"]["selector"]["matchExpressions"]
+    assert {"jq": {"key": label, "operator": "DoesNotExist"}} in ready
 
 
 def test_pod_ready_waits_for_the_default_or_the_annotation() -> None:

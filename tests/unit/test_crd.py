@@ -116,6 +116,9 @@ def test_cel_rules_carry_field_paths() -> None:
         ".maxReplicas",
         ".maxContextLength",
         ".env",
+        ".source",
+        ".cache",
+        ".engine",
     }
     resources = _schema()["properties"]["spec"]["properties"]["resources"]
     assert {r["fieldPath"] for r in resources["x-kubernetes-validations"]} == {

@@ -184,6 +184,17 @@ def test_the_autoscaler_counts_answers_unknown_and_starting_pods() -> None:
     )
 
 
+def test_the_autoscaler_passes_the_pods_measured_start_up() -> None:
+    samples = Samples()
+    ready = pod("a", uid="ua", ip="10.1.0.1")
+    ready["metadata"]["creationTimestamp"] = "2026-12-01T10:00:00Z"
+    ready["status"]["conditions"][0]["lastTransitionTime"] = "2026-12-01T10:02:30Z"
+    loading = pod("b", uid="ub", ready=False)
+    loading["metadata"]["creationTimestamp"] = "2026-12-01T10:05:00Z"
+    assert observe(samples, [ready, loading], now=1).startup_seconds == 150.0
+    assert observe(samples, [loading], now=1).startup_seconds is None
+
+
 # -- the loops ----------------------------------------------------------------------------------
 
 

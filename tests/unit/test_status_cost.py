@@ -44,6 +44,7 @@ def inputs(now: float, pods: list[Any], **kwargs: Any) -> CostInputs:
         replicas=kwargs.get("replicas", []),
         observing_since=kwargs.get("observing_since", T0),
         compare_to=ROW,
+        late=kwargs.get("late", ()),
     )
 
 
@@ -307,3 +308,47 @@ def test_a_term_counts_from_its_whole_second() -> None:
     )
     assert cost.per_million_tokens is not None
     assert cost.per_million_tokens.output == pytest.approx(1.40 * 24 / 3600 / 10 * 1e6)
+
+
+def test_a_pod_the_watch_shows_after_an_accrual_of_its_second_is_counted_from_its_start() -> None:
+    """p2 was bound at T0 + 10.4 (its PodScheduled time reads T0 + 10); the accrual at T0 + 11
+    ran before the watch delivered it. The next written accrual counts it from T0 + 10, once."""
+    ledger = Ledger(clock=lambda: T0)
+    owner = ("ns", "md")
+    p1, p2 = pod("p1", "l4-a", 1, T0), pod("p2", "l4-a", 1, T0 + 10)
+
+    def write(now: float, pods: list[Any], previous: CostStatus | None) -> CostStatus:
+        seen = ledger.see(owner, pods, PRICES, None, now)
+        cost = cost_status(previous, inputs(now, pods, ended=seen.ended, late=seen.late))
+        ledger.written(owner, seen.pending)
+        return cost
+
+    first = write(T0 + 11, [p1], None)
+    second = write(T0 + 20, [p1, p2], first)
+    assert second.spend == pytest.approx(round(0.70 * (20 + 10) / 3600, 6))
+    third = write(T0 + 30, [p1, p2], second)
+    assert third.spend == pytest.approx(round(0.70 * (30 + 20) / 3600, 6))
+
+
+def test_a_new_term_does_not_count_again_what_the_last_one_counted() -> None:
+    """Every pod is new to a new leader: those of its first look are not late."""
+    ledger = Ledger(clock=lambda: T0 + 100)
+    owner, pods = ("ns", "md"), [pod("p1", "l4-a", 1, T0)]
+    seen = ledger.see(owner, pods, PRICES, T0 + 90, T0 + 101, accrued_until=T0 + 90)
+    assert seen.late == []
+    # bound before the last term's watermark, seen only now: that term counted it up to there
+    both = [*pods, pod("p2", "l4-a", 1, T0 + 50)]
+    seen = ledger.see(owner, both, PRICES, T0 + 90, T0 + 110, accrued_until=T0 + 101)
+    assert [(i.uid, i.start) for i in seen.late] == [("p2", T0 + 90)]
+
+
+def test_late_time_waits_for_a_written_accrual() -> None:
+    """Computed but not written (the period had not passed): the late pod stays late."""
+    ledger = Ledger(clock=lambda: T0)
+    owner = ("ns", "md")
+    ledger.see(owner, [pod("p1", "l4-a", 1, T0)], PRICES, None, T0 + 11)
+    both = [pod("p1", "l4-a", 1, T0), pod("p2", "l4-a", 1, T0 + 10)]
+    assert [i.start for i in ledger.see(owner, both, PRICES, None, T0 + 20).late] == [T0 + 10]
+    assert [i.start for i in ledger.see(owner, both, PRICES, None, T0 + 25).late] == [T0 + 10]
+    ledger.written(owner, {})
+    assert ledger.see(owner, both, PRICES, None, T0 + 30).late == []

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from modelfleet.api import cache as weights
 from modelfleet.api.base import _cel, _Model
 from modelfleet.api.pod import (
     NODE_SELECTOR_KEYS_MESSAGE,
@@ -552,6 +553,7 @@ _SPEC_RULES: list[JsonValue] = [
         UNIQUE_ENV_RULE_MESSAGE,
         ".env",
     ),
+    *weights.SPEC_RULES,
 ]
 
 
@@ -572,6 +574,26 @@ class ModelDeploymentSpec(_Model):
             ),
         ),
     ]
+    model_revision: Annotated[weights.Revision | None, Field(alias="modelRevision")] = None
+    source: Annotated[
+        weights.ModelSource | None,
+        Field(
+            description=(
+                "Where the weights come from: the Hugging Face Hub (default), an S3-compatible "
+                "bucket (needs cache) or an existing PersistentVolumeClaim (docs/cache.md)."
+            ),
+        ),
+    ] = None
+    cache: Annotated[
+        weights.CacheSpec | None,
+        Field(
+            description=(
+                "Cache the weights: downloaded once per model revision by a Job (or per node), "
+                "mounted read-only by the replicas; status.cache shows the download "
+                "(docs/cache.md). Unset: each engine downloads from the Hub at start-up."
+            ),
+        ),
+    ] = None
     architecture: Annotated[
         ModelArchitecture | None,
         Field(
@@ -842,6 +864,11 @@ class ModelDeploymentSpec(_Model):
             raise ValueError(RESERVED_ENV_RULE_MESSAGE)
         if len(set(names)) != len(names):
             raise ValueError(UNIQUE_ENV_RULE_MESSAGE)
+        problem = weights.spec_problem(
+            str(self.engine), self.source, self.cache, self.model_revision
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("node_selector")
@@ -1196,6 +1223,10 @@ class ModelDeploymentStatus(_Model):
     autoscaling: Annotated[
         AutoscalingStatus | None,
         Field(description="The autoscaler's recommendation and the rule holding the count."),
+    ] = None
+    cache: Annotated[
+        weights.CacheStatus | None,
+        Field(description="The weights cache: cached, downloading (bytes, percent) or failed."),
     ] = None
     conditions: Annotated[
         list[Condition],

@@ -30,14 +30,22 @@ reasoning; in short:
    replica prefills at PREFILL_TARGET_UTILISATION is a load term too.
    SLO feedback (when the caller passes the interval's first tokens and how many came within
    the TTFT SLO): a load sampled every interval misses the bursts between samples, and how much
-   standing capacity those need is a property of the workload. So the KV, running and prefill
-   terms are multiplied by a headroom the policy learns from the attainment of the last
-   SLO_WINDOW_SECONDS: below the setpoint (a little above the target) it rises by ten times the
-   shortfall (at most HEADROOM_STEP_MAX, once per HEADROOM_RAISE_EVERY_SECONDS, up to
-   HEADROOM_MAX); at or above it, it decays towards HEADROOM_MIN with a time constant of
-   HEADROOM_DECAY_SECONDS, probing for the cheapest headroom that holds. While the window is
-   below the setpoint the count never goes down (misses never ask for fewer). Without the
-   input (engines without a TTFT histogram) the headroom stays 1 and nothing of this applies.
+   standing capacity those need is a property of the workload, not of its mean rate (with
+   random routing a burst lands on a few replicas whatever the fleet's size). So the policy
+   learns a *spare*, in replicas, added to the KV, running and prefill terms, from the
+   attainment of the last SLO_WINDOW_SECONDS: below the setpoint it rises by SPARE_GAIN x the
+   shortfall x the replicas running (SPARE_STEP_MIN..SPARE_STEP_MAX), at most once per
+   start-up (a raise cannot show sooner) and not while replicas load (the misses of a ramp
+   are the ramp's: capacity is on the way); at or above it, it decays towards SPARE_MIN (below
+   zero: the terms' targets may be loose for this workload) with a time constant of
+   SPARE_DECAY_SECONDS, probing for the cheapest spare that holds. A fresh state starts from
+   the count it finds (spare = current - load: the previous leader's or the user's count is
+   the best guess). While the window is below the setpoint the count never goes down (misses
+   never ask for fewer). When the spare is most of the count, the reason says so: the bursts
+   are shorter than a start-up and only standing replicas serve them, so the count holds.
+   Without the input (engines without a TTFT histogram) the spare stays 0.
+   Start-up (LoadSample.startup_seconds, measured from the pods; DEFAULT_STARTUP_SECONDS when
+   unknown) paces the raises and bounds how long loading replicas count as on the way.
 6. Zero (minReplicas 0 only): after scaleToZeroAfterSeconds in which every pod answered with no
    request at all. At zero there is no load to observe, so the policy stays there: waking from
    zero needs a request gateway, which does not exist yet.
@@ -52,26 +60,28 @@ from modelfleet.api.types import AutoscalingSpec, ModelDeploymentSpec
 
 # Pods still not ready this long after the last scale-up (or after we started observing) are
 # not "on the way" any more (stuck Pending, crash-looping): the queue counts again. LLM pods take
-# 2-3 minutes to become ready (image + weights); 300 s covers that with margin for a slow pull.
+# 2-3 minutes to become ready (image + weights); 300 s covers that with margin for a slow pull,
+# and STARTUP_GRACE_FACTOR measured start-ups when those are longer.
 STARTUP_GRACE_SECONDS = 300.0
+STARTUP_GRACE_FACTOR = 2.5
 
-# Prefill term and SLO feedback (see 5. above). The setpoint aims a little above the target
-# (0.993 for 0.99) so that a whole day, probing included, stays above it. The headroom decays
-# over an hour: the burstiness a workload needs headroom for changes slowly, its rate does not.
+# Prefill term and SLO feedback (see 5. above), as measured on bench/autoscale (docs/autoscaling.md
+# lists what was tried). The setpoint is the target itself: a 10-minute window, not the day.
 SLO_TARGET = 0.99
-SLO_SETPOINT_SHARE = 0.7  # setpoint = 1 - (1 - target) x this
+SLO_SETPOINT_SHARE = 1.0  # setpoint = 1 - (1 - target) x this
 SLO_WINDOW_SECONDS = 600.0
 SLO_MIN_FIRST_TOKENS = 50  # fewer in the window: no judgement
-HEADROOM_MIN = 0.6
-HEADROOM_MAX = 2.5
-HEADROOM_GAIN = 5.0  # relative raise per unit of shortfall (0.01 short: +5%)
-HEADROOM_STEP_MAX = 0.1
-HEADROOM_RAISE_EVERY_SECONDS = 120.0
-HEADROOM_DECAY_SECONDS = 3600.0
-HEADROOM_TERMS = frozenset({"kv", "running", "prefill"})  # the queue: never below itself
+SPARE_GAIN = 5.0  # replicas per unit of shortfall per replica running (0.01 short on 8: +0.4)
+SPARE_STEP_MIN = 0.1
+SPARE_STEP_MAX = 0.5
+SPARE_DECAY_SECONDS = 3600.0
+SPARE_MIN = -1.0
+BURST_NOTE_SPARE = 1.0  # a spare at least this, and at least the load, is named in the reason
 PREFILL_WINDOW_SECONDS = 600.0
 PREFILL_QUANTILE: float | None = 0.9
-PREFILL_TARGET_UTILISATION = 0.5
+PREFILL_TARGET_UTILISATION = 0.6
+# Without a measured start-up (LoadSample.startup_seconds): what an LLM pod typically needs.
+DEFAULT_STARTUP_SECONDS = 120.0
 
 # Floating-point slack so that a load of exactly 2.0 replicas (computed as 1.4/0.7) stays 2.
 _EPSILON = 1e-9
@@ -97,6 +107,9 @@ class LoadSample:
     # Prompt tokens/s of the whole fleet since the previous sample (the engines' prompt token
     # counters); None when unknown.
     prompt_tokens_per_s: float | None = None
+    # Measured start-up of this deployment's replicas (creation to Ready, e.g. the median of
+    # the recent ones); None when unknown (then DEFAULT_STARTUP_SECONDS).
+    startup_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,7 @@ class AutoscalerState:
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas), oldest first
     last_scale_time: float | None = None
     last_scale_up_time: float | None = None
-    headroom: float = 1.0  # multiplies the load (SLO feedback)
+    spare: float | None = None  # replicas above the load (SLO feedback); None: not set yet
     last_raise: float | None = None
     slo_samples: tuple[tuple[float, int, int], ...] = ()  # (time, first tokens, within SLO)
     prompt_rates: tuple[tuple[float, float], ...] = ()  # (time, prompt tokens/s)
@@ -185,30 +198,34 @@ def decide(
     if current == 0:
         return _at_zero(limits, sample, state)
 
-    state, short = _feedback(state, sample, slo_target)
+    startup = _startup(sample)
     prefill = _prefill(state, sample, prefill_tokens_per_s)
     state = replace(state, prompt_rates=prefill[1])
     load = replace(load, prefill=prefill[0])
+    loading = _loading(state, load, current, now, startup)
+    # The load is known once the prefill term has its first rate (when there is one).
+    base = (
+        None if prefill_tokens_per_s is not None and load.prefill is None else _base(config, load)
+    )
+    state, short = _feedback(state, sample, slo_target, current, base, loading)
     tolerated = config.target_queue_depth * load.answered
     if load.waiting > tolerated and _first_tokens_on_time(sample, slo_target):
         # The engines report first tokens and this interval's came on time: a queue that
         # delays nobody beyond the SLO is admission jitter (a step's token budget), not
         # saturation.
         load = replace(load, waiting=tolerated)
-    recommendation, why = _recommend(config, load, headroom=state.headroom)
+    spare = state.spare or 0.0
+    recommendation, why = _recommend(config, load, spare=spare)
     wanted = recommendation
     held: str | None = None
     missing = _missing_data(load)
-    loading = _loading(state, load, current, now)
     saturated = load.waiting > config.target_queue_depth * max(load.answered, 1)
     if missing:
         # No scale-down on missing data, and the held count is what the window remembers.
         recommendation = max(recommendation, current)
         held = "MissingData"
     elif loading and saturated:
-        recommendation = max(
-            _recommend(config, load, with_queue=False, headroom=state.headroom)[0], current
-        )
+        recommendation = max(_recommend(config, load, with_queue=False, spare=spare)[0], current)
         why = f"{why}; waiting for {current - load.answered - load.unknown} loading replica(s)"
         held = "LoadingReplicas"
     elif saturated and recommendation < current:
@@ -221,6 +238,11 @@ def decide(
         recommendation = current
         why = f"{why}; no fewer while TTFT attainment is below the setpoint"
         held = "SLOBelowSetpoint"
+    if base is not None and spare >= max(BURST_NOTE_SPARE, base):
+        why = (
+            f"{why}; bursts shorter than the {startup:.0f}s start-up need {spare:.1f} standing "
+            "replicas above the load (no replica ordered now can follow them)"
+        )
     if recommendation == wanted:
         held = None
 
@@ -299,14 +321,24 @@ def _capacity(config: AutoscalingSpec, pods: tuple[PodLoad, ...]) -> float | Non
 
 
 def _feedback(
-    state: AutoscalerState, sample: LoadSample, target: float
+    state: AutoscalerState,
+    sample: LoadSample,
+    target: float,
+    current: int,
+    base: float | None,
+    loading: bool,
 ) -> tuple[AutoscalerState, bool]:
-    """The headroom after this sample's first tokens, and whether the window is below the
-    setpoint (SLO feedback; module docstring, 5.)."""
+    """The spare replicas after this sample's first tokens, and whether the window is below
+    the setpoint (SLO feedback; module docstring, 5.)."""
     total, hits = sample.first_tokens, sample.first_tokens_within_slo
     if total is None or hits is None:
         return state, False
     now = sample.time
+    if state.spare is None:
+        if base is None:
+            return state, False
+        # A fresh state trusts the count it finds (the previous leader's, or the user's).
+        state = replace(state, spare=max(0.0, current - base))
     previous = state.slo_samples[-1][0] if state.slo_samples else now
     samples = tuple(s for s in state.slo_samples if now - s[0] < SLO_WINDOW_SECONDS)
     samples = (*samples, (now, max(total, 0), max(min(hits, total), 0)))
@@ -315,17 +347,20 @@ def _feedback(
         return replace(state, slo_samples=samples), False
     attained = sum(s[2] for s in samples) / seen
     setpoint = 1 - (1 - target) * SLO_SETPOINT_SHARE
-    headroom, last_raise = state.headroom, state.last_raise
+    spare, last_raise = state.spare or 0.0, state.last_raise
     short = attained < setpoint
+    startup = _startup(sample)
     if short:
-        if last_raise is None or now - last_raise >= HEADROOM_RAISE_EVERY_SECONDS:
-            step = min(HEADROOM_GAIN * (setpoint - attained), HEADROOM_STEP_MAX)
-            headroom = min(HEADROOM_MAX, max(headroom, 1.0) * (1 + step))
+        # Misses while replicas load are the ramp's: capacity is on the way. Otherwise one raise
+        # per start-up: the effect of the last one cannot show sooner.
+        if not loading and (last_raise is None or now - last_raise >= startup):
+            shortfall = (setpoint - attained) * max(current, 1)
+            spare += min(max(SPARE_GAIN * shortfall, SPARE_STEP_MIN), SPARE_STEP_MAX)
             last_raise = now
     else:
-        decay = math.exp(-max(now - previous, 0.0) / HEADROOM_DECAY_SECONDS)
-        headroom = max(HEADROOM_MIN, HEADROOM_MIN + (headroom - HEADROOM_MIN) * decay)
-    state = replace(state, headroom=headroom, last_raise=last_raise, slo_samples=samples)
+        decay = math.exp(-max(now - previous, 0.0) / SPARE_DECAY_SECONDS)
+        spare = SPARE_MIN + (spare - SPARE_MIN) * decay
+    state = replace(state, spare=spare, last_raise=last_raise, slo_samples=samples)
     return state, short
 
 
@@ -353,10 +388,20 @@ def _prefill(
     return high / (per_replica * PREFILL_TARGET_UTILISATION), rates
 
 
+def _base(config: AutoscalingSpec, load: _Load) -> float:
+    """The load in replicas at target from the terms that measure a rate (not the queue)."""
+    terms = [load.kv / config.target_kv_cache_usage]
+    if config.target_running_requests is not None:
+        terms.append(load.running / config.target_running_requests)
+    if load.prefill is not None:
+        terms.append(load.prefill)
+    return max(terms) + load.unknown
+
+
 def _recommend(
-    config: AutoscalingSpec, load: _Load, with_queue: bool = True, headroom: float = 1.0
+    config: AutoscalingSpec, load: _Load, with_queue: bool = True, spare: float = 0.0
 ) -> tuple[int, str]:
-    """ceil(load in replicas at target x headroom), and the numbers that gave it."""
+    """ceil(load in replicas at target + spare), and the numbers that gave it."""
     answered = max(load.answered, 1)
     terms = {"kv": load.kv / config.target_kv_cache_usage}
     parts = [
@@ -369,6 +414,9 @@ def _recommend(
     if load.prefill is not None:
         terms["prefill"] = load.prefill
         parts.append(f"prompt rate needs {load.prefill:.2f}")
+    if spare:
+        parts.append(f"{spare:+.2f} spare from TTFT attainment")
+        terms = {name: value + spare for name, value in terms.items()}
     tolerated = config.target_queue_depth * answered
     if load.waiting > tolerated:
         parts.append(
@@ -387,15 +435,8 @@ def _recommend(
         parts.append(f"queue {load.waiting:g}")
     if load.unknown:
         parts.append(f"{load.unknown} unknown counted at target")
-    # The queue term measures saturation, not a rate: never scaled below itself.
-    scaled = {
-        name: value * (headroom if name in HEADROOM_TERMS else max(headroom, 1.0))
-        for name, value in terms.items()
-    }
-    if headroom != 1:
-        parts.append(f"x{headroom:.2f} headroom from TTFT attainment")
-    driver = max(scaled, key=lambda name: scaled[name])
-    wanted = math.ceil(scaled[driver] + load.unknown - _EPSILON)
+    driver = max(terms, key=lambda name: terms[name])
+    wanted = math.ceil(terms[driver] + load.unknown - _EPSILON)
     return max(wanted, 0), f"{', '.join(parts)}: wants {wanted} ({driver})"
 
 
@@ -403,13 +444,21 @@ def _missing_data(load: _Load) -> bool:
     return load.answered == 0 or load.unknown > 0
 
 
-def _loading(state: AutoscalerState, load: _Load, current: int, now: float) -> bool:
-    """Replicas asked for that do not serve yet, and not for suspiciously long."""
+def _startup(sample: LoadSample) -> float:
+    measured = sample.startup_seconds
+    if measured is None or not math.isfinite(measured) or measured <= 0:
+        return DEFAULT_STARTUP_SECONDS
+    return measured
+
+
+def _loading(state: AutoscalerState, load: _Load, current: int, now: float, startup: float) -> bool:
+    """Replicas asked for that do not serve yet, and not for suspiciously long (more than
+    STARTUP_GRACE_FACTOR start-ups, at least STARTUP_GRACE_SECONDS)."""
     if current <= load.answered + load.unknown:
         return False
     since = state.last_scale_up_time
     since = state.observing_since if since is None else since
-    return now - since < STARTUP_GRACE_SECONDS
+    return now - since < max(STARTUP_GRACE_SECONDS, STARTUP_GRACE_FACTOR * startup)
 
 
 def _remember(

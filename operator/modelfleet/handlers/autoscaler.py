@@ -30,6 +30,7 @@ from modelfleet.api.types import (
 from modelfleet.autoscale.budget import within_budget
 from modelfleet.autoscale.count import budget_min_replicas, replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
+from modelfleet.autoscale.startup import measured_startup
 from modelfleet.cost.budget import Budget
 from modelfleet.handlers import budgets, metrics, scrapes
 from modelfleet.handlers.budgets import Key
@@ -166,7 +167,8 @@ def apply_decision(
 
 def observe(samples: scrapes.Samples, pods: list[dict[str, Any]], now: float) -> LoadSample:
     """Load of the serving pods from their latest samples; a serving pod without a fresh answer
-    is unknown, and pods still loading the model count as starting."""
+    is unknown, and pods still loading the model count as starting. The pods' measured start-up
+    (creation to Ready) is the policy's lead time."""
     answering = [pod for pod in pods if serving(pod)]
     loads = [samples.load(pod, now) for pod in answering]
     return LoadSample(
@@ -174,4 +176,5 @@ def observe(samples: scrapes.Samples, pods: list[dict[str, Any]], now: float) ->
         pods=tuple(load for load in loads if load is not None),
         unknown=sum(1 for load in loads if load is None),
         starting=len(pods) - len(answering),
+        startup_seconds=measured_startup(pods),
     )

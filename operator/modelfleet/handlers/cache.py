@@ -40,6 +40,7 @@ from modelfleet.cost.budget import Budget
 from modelfleet.cost.node_prices import GPU_HOURLY_ANNOTATION
 from modelfleet.handlers import budgets
 from modelfleet.plan.inventory import GPU_RESOURCE, pod_gpus
+from modelfleet.render.cache import CACHE_KEY_LABEL, WEIGHTS_OF_LABEL
 from modelfleet.render.children import MANAGED_BY, OWNER_LABEL
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -55,6 +56,9 @@ INDEXES = (
     "engine_pdbs",
     "budget_namespaces",
     "budget_deployments",
+    "weights_jobs",
+    "weights_volumes",
+    "weights_pods",
 )
 # kopf keeps one worker per object that had an event, holding that event's whole body, until no
 # event came for this long (kopf's default: 5 s): during a rollout of hundreds of deployments that
@@ -71,6 +75,8 @@ def watch_selectors(settings: kopf.OperatorSettings) -> None:
     settings.watching.label_selectors["apps", "deployments"] = CHILD_SELECTOR
     settings.watching.label_selectors["", "services"] = CHILD_SELECTOR
     settings.watching.label_selectors["policy", "poddisruptionbudgets"] = CHILD_SELECTOR
+    settings.watching.label_selectors["batch", "jobs"] = CHILD_SELECTOR
+    settings.watching.label_selectors["", "persistentvolumeclaims"] = CHILD_SELECTOR
     settings.watching.field_selectors["", "pods"] = LIVE_PODS
     settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
     settings.watching.chunk_size = LIST_CHUNK
@@ -155,6 +161,65 @@ def engine_services(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str
 )
 def engine_pdbs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     return {_owner(body): slim_service(body)}  # like a Service: the whole spec, no status
+
+
+# The weights cache (render/cache.py): download Jobs and volumes by owner, and the download
+# pods (labelled weights-of, never as engine replicas) for their progress endpoint.
+@kopf.index("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})
+def weights_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {_owner(body): slim_job(body)}
+
+
+@kopf.index(
+    "",
+    "v1",
+    "persistentvolumeclaims",
+    labels={OWNER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY},
+)
+def weights_volumes(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    slim = _pick(body, ("apiVersion", "kind"))
+    slim["metadata"] = _pick(body.get("metadata") or {}, WEIGHTS_METADATA)
+    slim["status"] = _pick(body.get("status") or {}, ("phase",))
+    return {_owner(body): _compact(slim)}
+
+
+@kopf.index("", "v1", "pods", labels={WEIGHTS_OF_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY})
+def weights_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    owner = (str(body.metadata.namespace), str(body.metadata.labels[WEIGHTS_OF_LABEL]))
+    status = body.get("status") or {}
+    return {
+        owner: _compact(
+            {
+                "metadata": _pick(body.get("metadata") or {}, ("name", "labels")),
+                "status": _pick(status, POD_STATUS),
+            }
+        )
+    }
+
+
+JOB_STATUS = ("active", "succeeded", "failed", "ready")
+# Jobs and volumes are created once and never re-applied (their specs are immutable): identity,
+# labels (the cache key) and whether they are being deleted (superseded ones are deleted once).
+WEIGHTS_METADATA = ("name", "namespace", "uid", "labels", "deletionTimestamp")
+
+
+def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A download Job: identity, and how far it is (never re-applied: create only)."""
+    status = body.get("status") or {}
+    slim: dict[str, Any] = {
+        **_pick(body, ("apiVersion", "kind")),
+        "metadata": _pick(body.get("metadata") or {}, WEIGHTS_METADATA),
+        "status": _pick(status, JOB_STATUS),
+    }
+    if "conditions" in status:
+        slim["status"]["conditions"] = [
+            _pick(c, DEPLOYMENT_CONDITION) for c in status["conditions"] or []
+        ]
+    return _compact(slim)
+
+
+def weights_key_of(obj: Mapping[str, Any]) -> str:
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(CACHE_KEY_LABEL) or "")
 
 
 def _owner(body: kopf.Body) -> tuple[str, str]:
@@ -276,6 +341,9 @@ class ClusterView:
     own_service: dict[str, Any] | None = None
     own_pdb: dict[str, Any] | None = None
     budget: budgets.BudgetInputs = field(default_factory=budgets.BudgetInputs)
+    own_jobs: list[dict[str, Any]] = field(default_factory=list)
+    own_volumes: list[dict[str, Any]] = field(default_factory=list)
+    download_pods: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def take(cls, indexes: kopf.Memo, key: tuple[str, str]) -> ClusterView:
@@ -291,6 +359,9 @@ class ClusterView:
             own_service=services[0] if services else None,
             own_pdb=pdbs[0] if pdbs else None,
             budget=budgets.take(indexes, key),
+            own_jobs=list(indexes.weights_jobs.get(key, [])),
+            own_volumes=list(indexes.weights_volumes.get(key, [])),
+            download_pods=list(indexes.weights_pods.get(key, [])),
         )
 
     def budget_of(self, md: ModelDeployment, placement: PlacementStatus) -> Budget:
@@ -306,8 +377,11 @@ class ClusterView:
             inputs.wants,
         )
 
-    def live(self, kind: str) -> dict[str, Any] | None:
-        """The child of that kind as the watch last saw it."""
+    def live(self, kind: str, name: str | None = None) -> dict[str, Any] | None:
+        """The child of that kind (and name, for the cache's) as the watch last saw it."""
+        named = {"Job": self.own_jobs, "PersistentVolumeClaim": self.own_volumes}.get(kind)
+        if named is not None:
+            return next((c for c in named if (c.get("metadata") or {}).get("name") == name), None)
         return {
             "Deployment": self.own_deployment,
             "Service": self.own_service,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -84,6 +85,7 @@ class PodCost:
     latest: CounterSample | None = None  # counted at the latest scrape
     from_zero: bool | None = None  # the first scrape counts whole (bound after what was counted)
     written: Tokens = field(default_factory=Tokens)  # of `effective`, already in status
+    late_since: float | None = None  # seen bound only after a watermark: its time since this counts
 
     @property
     def effective(self) -> Tokens:
@@ -123,6 +125,7 @@ class Seen:
     """One deployment's ledger at a status computation, and what to remember if it is written."""
 
     ended: list[PodInterval]
+    late: list[PodInterval]  # bound before a watermark computed without them
     new_tokens: Tokens | None
     replicas: list[Replica]
     pending: dict[str, Tokens]  # uid -> effective tokens, to mark written
@@ -138,6 +141,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._owners: dict[Owner, dict[str, PodCost]] = {}
         self._inherited: dict[Owner, float | None] = {}  # what earlier leaders counted up to
+        self._watching: dict[Owner, float] = {}  # spend counted up to, at this term's first look
         self.started = _whole(clock())
 
     def restart(self) -> None:
@@ -145,12 +149,14 @@ class Ledger:
         with self._lock:
             self._owners.clear()
             self._inherited.clear()
+            self._watching.clear()
             self.started = _whole(self._clock())
 
     def forget(self, owner: Owner) -> None:
         with self._lock:
             self._owners.pop(owner, None)
             self._inherited.pop(owner, None)
+            self._watching.pop(owner, None)
 
     def record(self, sample: PodSample) -> None:
         """A scrape of one pod (the scrape loop's listener)."""
@@ -181,20 +187,33 @@ class Ledger:
         prices: Mapping[str, NodePrice],
         counted_until: float | None,
         now: float,
+        accrued_until: float | None = None,
     ) -> Seen:
         """Bring the deployment's pods up to date with the watch and total what is unwritten.
 
         `counted_until`: status.cost.accruedUntil when status holds tokens (None: no tokens
-        were ever written). The first value this leader sees is what earlier leaders counted:
+        were ever written); `accrued_until`: status.cost.accruedUntil (None: never accrued).
+        The first `counted_until` this leader sees is what earlier leaders counted:
         a pod bound after it counts every token its engine reports; an older one was counted up
         to then by an earlier leader, so its first scrape is a baseline.
+
+        A pod this term first sees bound after its first look at the owner is `late`: the watch
+        may deliver a binding after an accrual of the same second, whose watermark then skipped
+        the pod's first moments; they count from its start until written (from the watermark
+        of the first look at most: earlier leaders counted what they saw up to it).
         """
         intervals = {interval.uid: interval for interval in pod_intervals(pods, prices)}
         with self._lock:
             inherited = self._inherited.setdefault(owner, counted_until)
+            first_look = owner not in self._watching
+            watching = self._watching.setdefault(
+                owner, -math.inf if accrued_until is None else accrued_until
+            )
             ledger = self._owners.setdefault(owner, {})
             for uid, interval in intervals.items():
                 pod = ledger.setdefault(uid, PodCost())
+                if pod.interval is None and not first_look:
+                    pod.late_since = watching
                 pod.interval, pod.ended, pod.last_seen = interval, False, now
             pod_ended = False
             for uid, pod in ledger.items():
@@ -211,6 +230,11 @@ class Ledger:
             }
             return Seen(
                 ended=[p.interval for p in ledger.values() if p.ended and p.interval is not None],
+                late=[
+                    dataclasses.replace(p.interval, start=max(p.interval.start, p.late_since))
+                    for p in ledger.values()
+                    if p.late_since is not None and p.interval is not None
+                ],
                 new_tokens=(
                     sum((Tokens(*_difference(p.effective, p.written)) for p in counted), Tokens())
                     if counted
@@ -222,12 +246,14 @@ class Ledger:
             )
 
     def written(self, owner: Owner, pending: Mapping[str, Tokens]) -> None:
-        """The tokens of `pending` are in status now."""
+        """The tokens of `pending` and the late pods' early time are in status now."""
         with self._lock:
             ledger = self._owners.get(owner, {})
             for uid, tokens in pending.items():
                 if uid in ledger:
                     ledger[uid].written = tokens
+            for pod in ledger.values():
+                pod.late_since = None
 
     def _prune(self, ledger: dict[str, PodCost], now: float) -> None:
         """Drop pods gone for longer than the window whose tokens are all written."""

@@ -20,6 +20,7 @@ import kopf
 from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError
 from pydantic import ValidationError
 
+from modelfleet.api.cache import CacheStatus
 from modelfleet.api.errors import describe
 from modelfleet.api.types import (
     API_VERSION,
@@ -37,20 +38,29 @@ from modelfleet.api.types import (
 )
 from modelfleet.cost import ApiPriceError, kube_time, node_prices
 from modelfleet.handlers import costs, metrics, scrapes, slo
-from modelfleet.handlers.cache import ClusterView
+from modelfleet.handlers.cache import ClusterView, weights_key_of
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube, NotLeader
+from modelfleet.kube.progress import read_progress
 from modelfleet.perf.capacity import option_capacity
 from modelfleet.plan.deployment import plan_deployment
 from modelfleet.plan.inventory import Inventory, parse_inventory
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.plan.request import PlanInputError
+from modelfleet.render import cache as weights
 from modelfleet.render.children import (
     MANAGED_BY,
     OWNER_LABEL,
     already_applied,
     children,
     selector_labels,
+)
+from modelfleet.status.cache import (
+    cache_status,
+    job_state,
+    parse_progress,
+    pod_failure,
+    weights_ready,
 )
 from modelfleet.status.conditions import (
     Observed,
@@ -107,6 +117,7 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Refresh the owner's status in a task, without waiting here for the owner's lock: while a
@@ -223,16 +234,64 @@ def _reconcile_once(
         # Not permanent: nodes may be added; the periodic reconcile plans again.
         _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", False)
         return
+    cache = observe_cache(view, kube, md)
     try:
-        for child in children(md, decision, view.budget_of(md, decision)):
-            if already_applied(child, view.live(child["kind"])):
+        budget = view.budget_of(md, decision)
+        for child in children(md, decision, budget, weights_ready=weights_ready(cache)):
+            live = view.live(child["kind"], child["metadata"]["name"])
+            if child["kind"] in CREATE_ONLY and live is not None:
+                continue  # immutable specs (a Job's template, a claim's class): created once
+            if already_applied(child, live):
                 continue  # unchanged since the watch last saw it: no write
             metrics.CHILD_APPLIES.labels(child["kind"]).inc()
             if kube.apply(child) is None:
                 return  # the namespace (and this ModelDeployment with it) is being deleted
+        for old in weights.superseded(md, view.own_jobs + view.own_volumes, weights_ready(cache)):
+            meta = old["metadata"]
+            log.info("%s/%s: deleting %s of a superseded cache", *key_of(md), meta["name"])
+            kube.delete(old["apiVersion"], old["kind"], meta["name"], meta["namespace"])
     except DynamicApiError as error:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=10) from error
-    _write_status(view, kube, body, md, decision, md.metadata.generation, prices)
+    _write_status(view, kube, body, md, decision, md.metadata.generation, prices, cache)
+
+
+# The cache's children are created once: a Job's pod template and a claim's storage class and
+# access modes cannot change; a new revision (a new cache key) gets new ones.
+CREATE_ONLY = frozenset({"Job", "PersistentVolumeClaim"})
+
+
+def key_of(md: ModelDeployment) -> tuple[str, str]:
+    return md.metadata.namespace, md.metadata.name
+
+
+def observe_cache(view: ClusterView, kube: Kube, md: ModelDeployment) -> CacheStatus | None:
+    """status.cache: the download Job's state, its pod's progress while it runs, and the reason
+    of a failure (read once from the failed pod: the pod watch leaves finished pods out)."""
+    if not weights.shared(md):
+        return cache_status(md, None)
+    name, key = weights.weights_name(md), weights.cache_key(md)
+    job = view.live("Job", name)
+    state = job_state(job)
+    progress = None
+    failure = ""
+    if state == "Running":
+        running = [
+            pod
+            for pod in view.download_pods
+            if weights_key_of(pod) == key
+            and (pod.get("status") or {}).get("phase") == "Running"
+            and (pod.get("status") or {}).get("podIP")
+        ]
+        if running:
+            progress = parse_progress(read_progress(str(running[-1]["status"]["podIP"])))
+    elif state == "Failed":
+        before = md.status.cache
+        if not (before and before.key == key and before.phase == "Failed"):
+            selector = (
+                f"{weights.CACHE_KEY_LABEL}={key},{weights.WEIGHTS_OF_LABEL}={md.metadata.name}"
+            )
+            failure = pod_failure(kube.list("v1", "Pod", md.metadata.namespace, selector))
+    return cache_status(md, job, progress, failure)
 
 
 def _inventory(view: ClusterView, md: ModelDeployment) -> Inventory:
@@ -267,8 +326,15 @@ def refresh_status(
         placement = md.status.placement
         if placement is None or unplaceable(md):
             return  # not placed, or the last reconcile's verdict stands until something changes
+        cache = observe_cache(view, kube, md)
+        if weights_ready(cache) and not weights_ready(md.status.cache):
+            # the download just finished: the Deployment must be applied, not only the status
+            reconcile(view, kube, namespace, name, prices, raise_on_invalid=False)
+            return
         try:
-            _write_status(view, kube, body, md, placement, md.status.observed_generation, prices)
+            _write_status(
+                view, kube, body, md, placement, md.status.observed_generation, prices, cache
+            )
             return
         except ConflictError:
             continue  # changed under us: read it again
@@ -342,11 +408,14 @@ def _write_status(
     placement: PlacementStatus,
     generation: int | None,
     prices: PriceSheet,
+    cache: CacheStatus | None = None,
 ) -> None:
     observed = _observe(view, md)
     now = float(int(time.time()))  # whole seconds: the watermark is written as RFC 3339
     budget = view.budget_of(md, placement)
-    desired = compute_status(md, observed, placement, generation, now=_now(), budget=budget)
+    desired = compute_status(
+        md, observed, placement, generation, now=_now(), budget=budget, cache=cache
+    )
     seen, fresh = _cost(view, md, prices, now)
     fresh_slo = _slo(md, now)
     period = costs.settings.write_period
@@ -384,7 +453,10 @@ def _cost(
         if previous and previous.accrued_until and previous.tokens is not None
         else None
     )
-    seen = costs.ledger.see(owner, view.own_pods, node_price, counted_until, now)
+    accrued_until = (
+        kube_time(previous.accrued_until) if previous and previous.accrued_until else None
+    )
+    seen = costs.ledger.see(owner, view.own_pods, node_price, counted_until, now, accrued_until)
     try:
         row = comparison(md, costs.settings.api_prices)
     except ApiPriceError:
@@ -395,6 +467,7 @@ def _cost(
             now=now,
             pods=view.own_pods,
             ended=seen.ended,
+            late=seen.late,
             prices=node_price,
             new_tokens=seen.new_tokens,
             replicas=seen.replicas,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,6 +145,17 @@ class Kube:
             log.debug("ModelDeployment %s/%s is gone; status not written", namespace, name)
             return False
         return True
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> None:
+        """Delete one object, its dependents in the background; already gone is fine."""
+        self._check_leader()
+        with suppress(NotFoundError):
+            self.resource(api_version, kind).delete(
+                name=name,
+                namespace=namespace,
+                body={"propagationPolicy": "Background"},
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
 
     def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about `involved`, as `kubectl describe` shows them.

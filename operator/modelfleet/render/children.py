@@ -13,6 +13,7 @@ from typing import Any
 from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
 from modelfleet.autoscale.count import replica_count
 from modelfleet.cost.budget import Budget
+from modelfleet.render import cache
 from modelfleet.render.engines import ENGINE_PORT, profile
 from modelfleet.render.resources import SHM_PER_GPU_GIB, container_resources, shm_gib
 
@@ -44,10 +45,19 @@ def endpoint_url(md: ModelDeployment) -> str:
 
 
 def children(
-    md: ModelDeployment, placement: PlacementStatus, budget: Budget | None = None
+    md: ModelDeployment,
+    placement: PlacementStatus,
+    budget: Budget | None = None,
+    weights_ready: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every object the ModelDeployment owns, in apply order; `budget` caps the replicas."""
-    return [deployment(md, placement, budget), service(md), disruption_budget(md)]
+    """Every object the ModelDeployment owns, in apply order; `budget` caps the replicas.
+
+    A shared weights cache comes first (volume, download Job); until its download succeeded
+    (`weights_ready` False) the Deployment is left out: a new one waits, an existing one keeps
+    serving the revision it has, and no pod ever mounts a half-filled volume.
+    """
+    engines = [deployment(md, placement, budget)] if weights_ready else []
+    return [*cache.cache_children(md), *engines, service(md), disruption_budget(md)]
 
 
 def _labels(md: ModelDeployment) -> dict[str, str]:
@@ -134,10 +144,14 @@ def pod_spec(md: ModelDeployment, placement: PlacementStatus) -> dict[str, Any]:
                 },
             },
             {"name": "model-cache", "emptyDir": {}},
+            *cache.pod_volumes(md),
         ],
         # Engines drain in-flight requests on SIGTERM; long generations need time.
         "terminationGracePeriodSeconds": 60,
     }
+    init = cache.init_containers(md)
+    if init:
+        pod["initContainers"] = init
     if spec.affinity is not None:
         pod["affinity"] = spec.affinity.model_dump(by_alias=True, exclude_defaults=True)
     if spec.priority_class_name:
@@ -156,7 +170,7 @@ def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[s
     container: dict[str, Any] = {
         "name": "engine",
         "image": spec.image or engine.image,
-        "args": engine.args(spec, placement),
+        "args": engine.args(spec, placement, cache.model_path(md)),
         "ports": [{"name": PORT_NAME, "containerPort": ENGINE_PORT, "protocol": "TCP"}],
         "env": environment(md),
         "resources": container_resources(md, placement, GPU_RESOURCE),
@@ -178,6 +192,7 @@ def _engine_container(md: ModelDeployment, placement: PlacementStatus) -> dict[s
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "model-cache", "mountPath": MODEL_DIR},
+            *cache.engine_mounts(md),
         ],
     }
     command = engine.command()

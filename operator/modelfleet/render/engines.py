@@ -51,8 +51,17 @@ class EngineProfile:
             return ["python3", "-m", "sglang.launch_server"]
         return None
 
-    def args(self, spec: ModelDeploymentSpec, placement: PlacementStatus) -> list[str]:
+    def args(
+        self,
+        spec: ModelDeploymentSpec,
+        placement: PlacementStatus,
+        model_path: str | None = None,
+    ) -> list[str]:
         """Engine arguments: model, network, parallelism and sizing, then the user's extras.
+
+        `model_path`: a directory holding the weights (a cache or a PVC); the engine loads it
+        and still serves under spec.model. Without it, the engine downloads spec.model at
+        spec.modelRevision from the Hub itself.
 
         A sizing flag the user already passes in extraArgs is left to them. An fp8 KV cache is
         vLLM's fp8, SGLang's fp8_e5m2 and llama.cpp's q8_0 for keys and values (8.5 bits a
@@ -65,7 +74,7 @@ class EngineProfile:
         fp8_kv = placement.kv_cache_dtype == "fp8"
         if self.engine == Engine.VLLM:
             own = [
-                f"--model={spec.model}",
+                f"--model={model_path or spec.model}",
                 f"--served-model-name={spec.model}",
                 "--host=0.0.0.0",
                 f"--port={ENGINE_PORT}",
@@ -79,7 +88,7 @@ class EngineProfile:
             }
         elif self.engine == Engine.SGLANG:
             own = [
-                f"--model-path={spec.model}",
+                f"--model-path={model_path or spec.model}",
                 f"--served-model-name={spec.model}",
                 "--host=0.0.0.0",
                 f"--port={ENGINE_PORT}",
@@ -106,6 +115,8 @@ class EngineProfile:
                 "--cache-type-k": "q8_0" if fp8_kv else None,
                 "--cache-type-v": "q8_0" if fp8_kv else None,
             }
+        if spec.model_revision and not model_path and self.engine != Engine.LLAMACPP:
+            own.append(f"--revision={spec.model_revision}")
         given = {arg.split("=", 1)[0] for arg in spec.extra_args}
         own += [
             f"{flag}={value}"
@@ -171,6 +182,12 @@ PROFILES: dict[Engine, EngineProfile] = {
         host_overhead_gib=2,
     ),
 }
+
+
+# The weights downloader (render/cache.py): a pinned Python image, and the pinned release of the
+# one tool each source needs, installed when the download pod starts (docs/cache.md).
+DOWNLOADER_IMAGE = "python:3.12.11-slim-bookworm"
+DOWNLOADER_TOOLS = {"huggingFace": "huggingface_hub==0.36.0", "s3": "awscli==1.42.76"}
 
 
 def profile(engine: Engine | str) -> EngineProfile:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfleet.api.cache import CacheStatus
 from modelfleet.api.types import (
     Condition,
     ConditionStatus,
@@ -105,8 +106,12 @@ def compute_status(
     generation: int | None,
     now: str,
     budget: Budget | None = None,
+    cache: CacheStatus | None = None,
 ) -> ModelDeploymentStatus:
     """The status the ModelDeployment should have, given its placement and its children.
+
+    `cache` is status.cache (status/cache.py): while the weights download, Progressing says so
+    (and Ready, when no replica exists yet); a failed download is Degraded with its reason.
 
     `generation` is the spec generation the placement and children were made for: a reconcile
     passes the current one, a status refresh between reconciles keeps the last reconciled one.
@@ -147,6 +152,15 @@ def compute_status(
     else:
         degraded = _Verdict("False", "AsExpected", "")
 
+    if cache is not None and cache.phase in ("Pending", "Downloading", "Failed"):
+        reason = "DownloadFailed" if cache.phase == "Failed" else "DownloadingWeights"
+        progressing = _Verdict(
+            "False" if cache.phase == "Failed" else "True", reason, cache.message
+        )
+        if cache.phase == "Failed":
+            degraded = _Verdict("True", reason, cache.message)
+        if observed.deployment is None:
+            ready_verdict = _Verdict("False", reason, cache.message)
     verdicts: dict[ConditionType, _Verdict] = {
         "Ready": ready_verdict,
         "Progressing": progressing,
@@ -171,6 +185,7 @@ def compute_status(
         last_scale_reason=count.reason if count.manual_scale else md.status.last_scale_reason,
         autoscaling=md.status.autoscaling if md.spec.autoscaled else None,
         slo=md.status.slo,
+        cache=cache,
         conditions=_merge_conditions(md.status, generation, verdicts, now),
     )
 

@@ -8,6 +8,7 @@ them) at most every `period` seconds unless something else is written anyway (do
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from modelfleet.cost import (
     kube_time,
     last_hour,
     pod_interval,
+    window_cost,
 )
 from modelfleet.plan.inventory import pod_gpus
 from modelfleet.plan.request import request_from_manifest
@@ -77,6 +79,7 @@ class CostInputs:
     replicas: Sequence[Replica]  # for the last hour: intervals and cumulative token samples
     observing_since: float  # counters are known since then (this leader's start)
     compare_to: ApiPrice
+    late: Sequence[PodInterval] = ()  # bound before the watermark, seen after it: not yet counted
 
 
 def cost_status(previous: CostStatus | None, seen: CostInputs) -> CostStatus:
@@ -90,6 +93,9 @@ def cost_status(previous: CostStatus | None, seen: CostInputs) -> CostStatus:
     intervals = [*pod_intervals(seen.pods, seen.prices), *seen.ended]
     watermark = _spend(previous)
     spend = accrue(intervals, watermark, seen.now)
+    if watermark is not None and spend.until > watermark.until and seen.late:
+        # Their time before the watermark, which the accrual that wrote it did not see.
+        spend = Spend(spend.until, spend.usd + window_cost(seen.late, -math.inf, watermark.until))
     tokens = _tokens(previous, seen.new_tokens)
     hour = last_hour(seen.replicas, seen.now, seen.observing_since)
     starts = [interval.start for interval in intervals]

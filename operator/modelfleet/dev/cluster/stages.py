@@ -11,6 +11,10 @@ import yaml
 
 LOAD_DELAY_ANNOTATION = "modelfleet.dev/simulated-load-delay"
 DEFAULT_MODEL_LOAD_DELAY = timedelta(seconds=3)
+DOWNLOAD_DURATION_ANNOTATION = "modelfleet.dev/simulated-download-duration"
+# How long a simulated weights download pod runs before it succeeds (stage
+# weights-download-complete); long enough for a test to read its progress.
+DEFAULT_DOWNLOAD_DURATION = timedelta(seconds=12)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -24,13 +28,19 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts))
 
 
-def stage_documents(model_load_delay: timedelta) -> list[dict[str, Any]]:
-    """The Stage documents, with pod-ready waiting `model_load_delay` unless a pod overrides it."""
+def stage_documents(
+    model_load_delay: timedelta, download_duration: timedelta = DEFAULT_DOWNLOAD_DURATION
+) -> list[dict[str, Any]]:
+    """The Stage documents, with pod-ready waiting `model_load_delay` and a weights download
+    lasting `download_duration`, unless a pod's annotation overrides them."""
     text = resources.files(__package__).joinpath("stages.yaml").read_text()
     documents: list[dict[str, Any]] = list(yaml.safe_load_all(text))
     for document in documents:
         if document["metadata"]["name"] == "pod-ready":
             milliseconds = round(model_load_delay.total_seconds() * 1000)
+            document["spec"]["delay"]["durationMilliseconds"] = milliseconds
+        if document["metadata"]["name"] == "weights-download-complete":
+            milliseconds = round(download_duration.total_seconds() * 1000)
             document["spec"]["delay"]["durationMilliseconds"] = milliseconds
     return documents
 

@@ -26,6 +26,7 @@ from modelfleet.api.errors import field_errors
 from modelfleet.api.types import ModelDeploymentSpec
 from modelfleet.autoscale.policy import Limits
 from modelfleet.catalog.gpus import default_gpus
+from modelfleet.catalog.models import default_models
 from modelfleet.cli.tables import table
 from modelfleet.cli.yaml_files import read_documents
 from modelfleet.dev.replay.fleet import ROUTINGS, Engine, EngineFactory
@@ -35,6 +36,7 @@ from modelfleet.dev.replay.runner import POLICIES, Setup, ratios, run_policies
 from modelfleet.dev.replay.trace import TraceError, TraceRequest, read_trace
 from modelfleet.perf.capacity import option_capacity
 from modelfleet.perf.engine import EngineProfile, ReplicaEngine, profile_for_placement
+from modelfleet.perf.startup import CACHE_STATES, CacheState, Startup, startup
 from modelfleet.plan import Placement, PriceSheet, hypothetical_inventory, place
 from modelfleet.plan.request import PlacementRequest, PlanInputError, request_from_manifest
 
@@ -132,9 +134,19 @@ def add_simulate_command(commands: Any) -> None:
     simulate.add_argument(
         "--startup-delay",
         type=_non_negative,
-        default=120.0,
+        default=None,
         metavar="SECONDS",
-        help="from creating a replica to its readiness: model load (default 120)",
+        help="from creating a replica to its readiness: model load (default 120; or --cache)",
+    )
+    simulate.add_argument(
+        "--cache",
+        choices=CACHE_STATES,
+        default=None,
+        help=(
+            "derive the start-up from the model and the weights cache (perf/startup.py): warm "
+            "reads cached weights, cold downloads them first; both load, compile and capture "
+            "CUDA graphs (instead of --startup-delay)"
+        ),
     )
     simulate.add_argument(
         "--time-scale",
@@ -238,6 +250,30 @@ def load_deployment(
     return Deployment(name=name, spec=spec, placement=placement)
 
 
+DEFAULT_STARTUP_DELAY = 120.0
+
+
+def replica_startup(deployment: Deployment, cache: CacheState) -> Startup:
+    """The start-up of one replica of the deployment's placement (perf/startup.py)."""
+    chosen = deployment.placement.chosen
+    assert chosen is not None and chosen.memory is not None
+    architecture = deployment.spec.architecture
+    arch = default_models().lookup(deployment.placement.model)
+    layers = architecture.layers if architecture is not None else arch.layers if arch else 0
+    if layers <= 0:
+        raise SimulateInputError([f"{deployment.placement.model}: layers unknown for --cache"])
+    eager = "--enforce-eager" in deployment.spec.extra_args
+    return startup(chosen.memory.weights / 2**30, layers, cache, enforce_eager=eager)
+
+
+def _startup_delay(deployment: Deployment, given: float | None, cache: CacheState | None) -> float:
+    if given is not None and cache is not None:
+        raise SimulateInputError(["--startup-delay and --cache: give one of them"])
+    if cache is not None:
+        return round(replica_startup(deployment, cache).total, 1)
+    return DEFAULT_STARTUP_DELAY if given is None else given
+
+
 def engine_profile(placement: Placement) -> EngineProfile:
     """The performance profile of the placement's model, GPU, count, quantization, context."""
     chosen = placement.chosen
@@ -324,6 +360,7 @@ def prepare(
                 ]
             )
         requests = read_trace(args.trace, time_scale=args.time_scale)
+        startup_delay = _startup_delay(deployment, args.startup_delay, args.cache)
     except TraceError as error:
         err.write(f"{prog}: {error}\n")
         return None
@@ -336,7 +373,7 @@ def prepare(
         requests,
         slo_seconds=args.slo_ttft,
         slo_target=args.slo_target,
-        startup_delay=args.startup_delay,
+        startup_delay=startup_delay,
         inflight_target=args.inflight_target,
         oracle_slot=args.oracle_slot,
         routing=getattr(args, "routing", "random"),

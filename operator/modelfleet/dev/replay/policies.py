@@ -54,8 +54,10 @@ class ModelfleetController:
         slo_feedback: bool = True,
         slo_target: float = 0.99,
         prefill_tokens_per_s: float | None = None,
+        startup_seconds: float | None = None,
     ) -> None:
         self.config = config
+        self.startup_seconds = startup_seconds
         self.prefill_tokens_per_s = prefill_tokens_per_s
         self._prompt_seen = 0
         self._last_time: float | None = None
@@ -99,6 +101,7 @@ class ModelfleetController:
             starting=fleet.starting,
             first_tokens=first,
             first_tokens_within_slo=within,
+            startup_seconds=self.startup_seconds,
         )
         decision = decide(
             self.config,

@@ -112,6 +112,7 @@ def run_modelfleet(setup: Setup) -> tuple[Result, Outcome]:
         slo_feedback=setup.slo_feedback,
         slo_target=setup.slo_target,
         prefill_tokens_per_s=setup.prefill_tokens_per_s,
+        startup_seconds=setup.startup_delay,
     )
     outcome = _simulate(setup, controller, setup.startup_delay)
     return _result(setup, "modelfleet", outcome, started), outcome
