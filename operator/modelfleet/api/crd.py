@@ -46,6 +46,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
     },
+    {"name": "TTFT-OK", "type": "number", "jsonPath": ".status.slo.ttft.attainment", "priority": 1},
+    {"name": "Held-By", "type": "string", "jsonPath": ".status.autoscaling.heldBy", "priority": 1},
     {"name": "Min", "type": "integer", "jsonPath": ".spec.minReplicas", "priority": 1},
     {"name": "Max", "type": "integer", "jsonPath": ".spec.maxReplicas", "priority": 1},
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
