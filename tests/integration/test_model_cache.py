@@ -3,10 +3,12 @@
 What is real here: the API server, the scheduler, the Job and PersistentVolume controllers, the
 operator. What is simulated: kwok plays the download pod (stages weights-download-complete and
 weights-download-fail: Running, then Succeeded after 12 s, or Failed with exit 2 for the model
-id simulated/download-fails), the volumes are pre-made PersistentVolumes of a no-provisioner
-StorageClass that the PV controller binds (nothing is mounted: kwok runs no containers), and
-the download pod's progress endpoint is served by this test on the pod's IP (the real one is
-the download script's, tests/unit/test_download_script.py).
+id simulated/download-fails) and a PerNode engine pod's init container (stages weights-init-*:
+Pending with the pod's IP for 12 s, or exit 2 for that model id), the volumes are pre-made
+PersistentVolumes of a no-provisioner StorageClass that the PV controller binds (nothing is
+mounted: kwok runs no containers), and the progress endpoint of a download pod or init
+container is served by this test on the pod's IP (the real one is the download script's,
+tests/unit/test_download_script.py).
 """
 
 from __future__ import annotations
@@ -313,23 +315,104 @@ def test_a_pvc_source_is_mounted_read_only_without_a_download(
     assert jobs(api, namespace) == []
 
 
-def test_a_per_node_cache_fills_in_each_replicas_init_container(
+def per_node_downloads(api: Any, namespace: str, name: str) -> dict[str, str] | None:
+    """Node -> pod IP of each engine pod in its weights init container (Pending with an IP)."""
+    found = {
+        str(p.spec.node_name): str(p.status.pod_ip)
+        for p in engine_pods(api, namespace, name)
+        if p.status.phase == "Pending" and p.status.pod_ip
+    }
+    return found or None
+
+
+def test_a_per_node_cache_shows_each_nodes_download_then_cached(
     api: Any, namespace: str, mds: ModelDeployments
 ) -> None:
-    """No Job, no claim: each engine pod's init container downloads into the node's directory
-    for this revision (kwok completes init containers at once), the engine mounts it read-only."""
-    spec = {**SPEC, "replicas": 2, "modelRevision": "v1", "cache": {"mode": "PerNode"}}
+    """No Job, no claim: each engine pod's init container downloads into its node's directory
+    for this revision (kwok keeps it running for 12 s with the pod's IP), status.cache shows
+    the nodes and the slowest one's progress, then Cached; the engine mounts it read-only."""
+    # 4 GPUs a replica: each replica fills a whole L4 node, so the 2 replicas are on 2 nodes
+    gpu = {"product": "NVIDIA-L4", "count": 4}
+    spec = {**SPEC, "gpu": gpu, "replicas": 2, "modelRevision": "v1", "cache": {"mode": "PerNode"}}
     mds.create(namespace, "per-node", spec)
+    downloads = wait_until(
+        lambda: (d := per_node_downloads(api, namespace, "per-node")) and len(d) == 2 and d,
+        60,
+        "2 engine pods in their weights init container on 2 nodes",
+    )
+    fast, slow = sorted(downloads)
+    with (
+        progress_server(downloads[fast], {"bytes": 10 * GIB, "totalBytes": 20 * GIB}),
+        progress_server(downloads[slow], {"bytes": 5 * GIB, "totalBytes": 20 * GIB}),
+    ):
+        downloading = wait_until(
+            lambda: (c := cache_of(mds, namespace, "per-node")).get("percent") == 25 and c,
+            10,
+            "status.cache showing the slowest node at 25%",
+        )
+        assert downloading["phase"] == "Downloading"
+        assert downloading["nodes"] == {"cached": 0, "downloading": 2, "failed": 0}
+        assert (downloading["bytes"], downloading["totalBytes"]) == (5 * GIB, 20 * GIB)
+        assert (
+            f"0 of 2 nodes cached; slowest node {slow}: downloaded 5.0 GiB of 20.0 GiB"
+            == (downloading["message"])
+        )
+        progressing = mds.condition(namespace, "per-node", "Progressing")
+        assert (progressing["status"], progressing["reason"]) == ("True", "DownloadingWeights")
+
+        # kwok ends both init containers; the engines start on the filled nodes.
+        cached = wait_until(
+            lambda: (c := cache_of(mds, namespace, "per-node")).get("phase") == "Cached" and c,
+            60,
+            "status.cache Cached",
+        )
+    assert cached["nodes"] == {"cached": 2, "downloading": 0, "failed": 0}
+    assert (cached["bytes"], cached["totalBytes"], cached["percent"]) == (20 * GIB, 20 * GIB, 100)
+    assert cached["revision"] == "v1"
     wait_until(lambda: ready(mds, namespace, "per-node"), 90, "Ready")
-    status = cache_of(mds, namespace, "per-node")
-    assert (status["phase"], status["revision"]) == ("PerNode", "v1")
     for pod in engine_pods(api, namespace, "per-node"):
+        assert pod.metadata.labels["modelfleet.dev/cache-key"] == cached["key"]
         [init] = pod.spec.init_containers
         assert init.name == "weights" and init.command[-7:-5] == ["hf", "download"]
         [volume] = [v for v in pod.spec.volumes if v.name == "weights"]
-        assert volume.host_path.path == f"/var/lib/modelfleet/weights/{status['key']}"
+        assert volume.host_path.path == f"/var/lib/modelfleet/weights/{cached['key']}"
         [mount] = [m for m in pod.spec.containers[0].volume_mounts if m.name == "weights"]
         assert mount.read_only
     assert jobs(api, namespace) == []
     core: Any = client.CoreV1Api(api)
     assert core.list_namespaced_persistent_volume_claim(namespace).items == []
+
+
+def test_a_failed_per_node_download_says_why_once(
+    api: Any, namespace: str, mds: ModelDeployments, operator_process: OperatorProcess
+) -> None:
+    """The init container exits 2 (kwok: the Hub's 404 for simulated/download-fails) and waits
+    in CrashLoopBackOff: status.cache is Failed with its termination message, Degraded says
+    DownloadFailed with one Event, and a resync writes nothing more."""
+    spec = {**SPEC, "model": "simulated/download-fails", "cache": {"mode": "PerNode"}}
+    mds.create(namespace, "per-node-missing", spec)
+    failed = wait_until(
+        lambda: (c := cache_of(mds, namespace, "per-node-missing")).get("phase") == "Failed" and c,
+        90,
+        "status.cache Failed",
+    )
+    assert failed["nodes"] == {"cached": 0, "downloading": 0, "failed": 1}
+    [pod] = engine_pods(api, namespace, "per-node-missing")
+    assert failed["message"].startswith(f"download failed on node {pod.spec.node_name}: hf exited")
+    assert "Repository Not Found" in failed["message"]
+    degraded = mds.condition(namespace, "per-node-missing", "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "DownloadFailed")
+    assert "Repository Not Found" in degraded["message"]
+
+    def timer_runs() -> float:
+        labels = {"trigger": "timer", "result": "ok"}
+        return counter(operator_process, "modelfleet_reconciles_total", labels)
+
+    before = mds.get(namespace, "per-node-missing")["metadata"]["resourceVersion"]
+    seen = timer_runs()
+    wait_until(lambda: timer_runs() >= seen + 3, 60, "three more periodic reconciles")
+    assert mds.get(namespace, "per-node-missing")["metadata"]["resourceVersion"] == before
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=per-node-missing,reason=DownloadFailed"
+    )
+    assert len(events.items) == 1

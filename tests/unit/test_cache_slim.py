@@ -340,3 +340,36 @@ def test_the_weights_readers_see_their_fields_in_the_slim_bodies() -> None:
     assert slim["metadata"]["deletionTimestamp"]
     assert set(slim["metadata"]) <= set(WEIGHTS_METADATA)
     assert slim["apiVersion"] == "batch/v1" and slim["kind"] == "Job"
+
+
+@pytest.mark.parametrize(
+    "init_status",
+    [
+        {"state": {"running": {"startedAt": NOW}}},
+        {
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+            "lastState": {
+                "terminated": {"exitCode": 2, "reason": "Error", "message": "hf exited with 1",
+                               "startedAt": NOW, "finishedAt": NOW, "containerID": "containerd://1"}
+            },
+        },
+        {"state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": NOW,
+                                  "finishedAt": NOW, "containerID": "containerd://2"}}},
+    ],
+)  # fmt: skip
+def test_the_per_node_readers_see_the_same_on_full_and_slimmed_pods(
+    init_status: dict[str, Any],
+) -> None:
+    """PerNode status reads each engine pod's weights init container (status/cache.pod_fill)."""
+    from modelfleet.status.cache import node_fills, pod_fill
+
+    full = engine_pod_body()
+    full["metadata"]["labels"]["modelfleet.dev/cache-key"] = "k"
+    full["status"]["initContainerStatuses"] = [
+        {"name": "weights", "image": "python", "imageID": "sha", "ready": False,
+         "restartCount": 1, "started": False, **init_status}
+    ]  # fmt: skip
+    slim = slim_pod(full)
+    assert pod_fill(slim) == pod_fill(full) is not None
+    assert node_fills([slim], "k") == node_fills([full], "k") != []
+    assert "imageID" not in slim["status"]["initContainerStatuses"][0]

@@ -156,11 +156,34 @@ def test_stage_set() -> None:
         "node-initialize",
         "node-heartbeat-with-lease",
         "pod-running",
+        "weights-init-running",
+        "weights-init-complete",
+        "weights-init-fail",
         "pod-ready",
         "weights-download-complete",
         "weights-download-fail",
         "pod-delete",
     ]
+
+
+def test_per_node_init_containers_download_then_run_or_fail() -> None:
+    """A PerNode engine pod is Pending with its IP while its weights init container runs (the
+    operator reads progress there), then runs after the download time, or its init container
+    exits 2 for the simulated missing repository and waits to be restarted; pods without init
+    containers skip straight to Running."""
+    running = _stage("pod-running")["spec"]
+    assert {"key": ".spec.initContainers", "operator": "DoesNotExist"} in [
+        e["jq"] for e in running["selector"]["matchExpressions"]
+    ]
+    init = _stage("weights-init-running")["spec"]["next"]["statusTemplate"]
+    assert "phase: Pending" in init and "podIP:" in init and "running:" in init
+    complete = _stage("weights-init-complete")["spec"]
+    assert complete["delay"]["durationMilliseconds"] == 12_000
+    assert "phase: Running" in complete["next"]["statusTemplate"]
+    assert "podIP:" not in complete["next"]["statusTemplate"]  # keeps the IP it has
+    failing = _stage("weights-init-fail")["spec"]["next"]["statusTemplate"]
+    assert "CrashLoopBackOff" in failing and "exitCode: 2" in failing
+    assert "phase:" not in failing  # stays Pending
 
 
 def test_download_pods_complete_or_fail_and_never_become_ready() -> None:

@@ -219,6 +219,18 @@ class CacheSpec(_Model):
 CachePhase = Literal["Pending", "Downloading", "Cached", "Failed", "PerNode", "Mounted"]
 
 
+class CacheNodes(_Model):
+    """PerNode: how many of the nodes running this revision's replicas are in each state."""
+
+    cached: Annotated[int, Field(ge=0, description="Nodes whose cache is complete.")] = 0
+    downloading: Annotated[
+        int, Field(ge=0, description="Nodes downloading (or about to, or retrying).")
+    ] = 0
+    failed: Annotated[
+        int, Field(ge=0, description="Nodes whose download failed in a way no retry fixes.")
+    ] = 0
+
+
 class CacheStatus(_Model):
     """The weights the replicas load, and how far their download is."""
 
@@ -228,9 +240,10 @@ class CacheStatus(_Model):
         CachePhase,
         Field(
             description=(
-                "Pending (volume or Job not started), Downloading, Cached (replicas may start), "
-                "Failed (see message), PerNode (each node's replica fills its own cache), or "
-                "Mounted (an existing PVC, nothing to download)."
+                "Pending (volume or Job not started; PerNode: no replica scheduled yet), "
+                "Downloading, Cached (replicas may start; PerNode: every node running a replica "
+                "is filled), Failed (see message), Mounted (an existing PVC, nothing to "
+                "download). PerNode is no longer written (older operators: no progress)."
             )
         ),
     ] = "Pending"
@@ -244,6 +257,15 @@ class CacheStatus(_Model):
     ] = None
     percent: Annotated[
         int | None, Field(ge=0, le=100, description="bytes / totalBytes, whole percent.")
+    ] = None
+    nodes: Annotated[
+        CacheNodes | None,
+        Field(
+            description=(
+                "PerNode: nodes running this revision's replicas, by state; bytes, totalBytes "
+                "and percent are then the slowest downloading node's."
+            )
+        ),
     ] = None
     message: Annotated[str, Field(description="Why, in one line (failures: the reason).")] = ""
 

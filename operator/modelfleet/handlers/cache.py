@@ -15,11 +15,11 @@ kopf keeps anyway, answer every read a reconcile or a status refresh needs:
 Every engine index keeps a slimmed copy with interned strings, never the watched body (issue 10:
 at a thousand deployments the full bodies were ~48 KB of Python objects per deployment, the
 slimmed ones ~20 KB): a pod keeps identity, labels, times, node, containers' names and
-resources, phase, IP, conditions and container states; a Deployment, Service or
-PodDisruptionBudget keeps apiVersion, kind, identity, labels, annotations, owner references and
-the whole spec (already_applied compares every rendered field), and a Deployment its replica
-counts and conditions. A new reader of a dropped field must add it here
-(tests/unit/test_cache_slim.py checks the readers on full and slim bodies).
+resources, phase, IP, conditions, container states and init containers' (last) states; a
+Deployment, Service or PodDisruptionBudget keeps apiVersion, kind, identity, labels,
+annotations, owner references and the whole spec (already_applied compares every rendered
+field), and a Deployment its replica counts and conditions. A new reader of a dropped field
+must add it here (tests/unit/test_cache_slim.py checks the readers on full and slim bodies).
 kopf fills the indexes from the initial listing before it runs any handler, so a restarted
 operator never plans on an empty cluster. They are read in the event loop (ClusterView.take),
 then handed to the pooled thread as plain lists: kopf mutates them only in the loop.
@@ -244,6 +244,9 @@ POD_CONTAINER = ("name", "resources")
 POD_STATUS = ("phase", "podIP")
 POD_CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
 CONTAINER_STATUS = ("name", "ready", "restartCount", "state")
+# PerNode's weights init container (status/cache.pod_fill): its last run tells a permanent
+# failure (exit 2, with the termination message) while the kubelet waits to restart it.
+INIT_CONTAINER_STATUS = ("name", "state", "lastState")
 CHILD_METADATA = (
     "name",
     "namespace",
@@ -279,6 +282,10 @@ def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     if "containerStatuses" in status:
         slim["status"]["containerStatuses"] = [
             _pick(c, CONTAINER_STATUS) for c in status["containerStatuses"] or []
+        ]
+    if "initContainerStatuses" in status:
+        slim["status"]["initContainerStatuses"] = [
+            _pick(c, INIT_CONTAINER_STATUS) for c in status["initContainerStatuses"] or []
         ]
     return _compact(slim)
 

@@ -57,10 +57,13 @@ from modelfleet.render.children import (
 )
 from modelfleet.status.cache import (
     cache_status,
+    engines_may_start,
     job_state,
+    node_fills,
     parse_progress,
+    per_node_status,
     pod_failure,
-    weights_ready,
+    progress_to_read,
 )
 from modelfleet.status.conditions import (
     Observed,
@@ -235,9 +238,10 @@ def _reconcile_once(
         _report_unplaceable(kube, body, decision, "NoFeasiblePlacement", False)
         return
     cache = observe_cache(view, kube, md)
+    ready = engines_may_start(md, cache)
     try:
         budget = view.budget_of(md, decision)
-        for child in children(md, decision, budget, weights_ready=weights_ready(cache)):
+        for child in children(md, decision, budget, weights_ready=ready):
             live = view.live(child["kind"], child["metadata"]["name"])
             if child["kind"] in CREATE_ONLY and live is not None:
                 continue  # immutable specs (a Job's template, a claim's class): created once
@@ -246,7 +250,7 @@ def _reconcile_once(
             metrics.CHILD_APPLIES.labels(child["kind"]).inc()
             if kube.apply(child) is None:
                 return  # the namespace (and this ModelDeployment with it) is being deleted
-        for old in weights.superseded(md, view.own_jobs + view.own_volumes, weights_ready(cache)):
+        for old in weights.superseded(md, view.own_jobs + view.own_volumes, ready):
             meta = old["metadata"]
             log.info("%s/%s: deleting %s of a superseded cache", *key_of(md), meta["name"])
             kube.delete(old["apiVersion"], old["kind"], meta["name"], meta["namespace"])
@@ -266,7 +270,16 @@ def key_of(md: ModelDeployment) -> tuple[str, str]:
 
 def observe_cache(view: ClusterView, kube: Kube, md: ModelDeployment) -> CacheStatus | None:
     """status.cache: the download Job's state, its pod's progress while it runs, and the reason
-    of a failure (read once from the failed pod: the pod watch leaves finished pods out)."""
+    of a failure (read once from the failed pod: the pod watch leaves finished pods out).
+    PerNode: the engine pods' weights init containers, and the progress of a few of them."""
+    if weights.per_node(md):
+        fills = node_fills(view.own_pods, weights.cache_key(md))
+        samples = {}
+        for fill in progress_to_read(fills):
+            sample = parse_progress(read_progress(str(fill.pod_ip)))
+            if sample is not None:
+                samples[fill.node] = sample
+        return per_node_status(md, fills, samples)
     if not weights.shared(md):
         return cache_status(md, None)
     name, key = weights.weights_name(md), weights.cache_key(md)
@@ -327,7 +340,7 @@ def refresh_status(
         if placement is None or unplaceable(md):
             return  # not placed, or the last reconcile's verdict stands until something changes
         cache = observe_cache(view, kube, md)
-        if weights_ready(cache) and not weights_ready(md.status.cache):
+        if engines_may_start(md, cache) and not engines_may_start(md, md.status.cache):
             # the download just finished: the Deployment must be applied, not only the status
             reconcile(view, kube, namespace, name, prices, raise_on_invalid=False)
             return

@@ -30,6 +30,8 @@ MANAGED_BY = "modelfleet"
 WEIGHTS_OF_LABEL = "modelfleet.dev/weights-of"
 CACHE_KEY_LABEL = "modelfleet.dev/cache-key"
 COMPONENT = "weights-download"
+# PerNode: the engine pod's init container that fills the node's directory.
+PER_NODE_CONTAINER = "weights"
 DEFAULT_REVISION = "main"
 # Retries of the download pod (each resumes); then status.cache says Failed with the reason.
 DOWNLOAD_BACKOFF_LIMIT = 4
@@ -314,4 +316,10 @@ def engine_mounts(md: ModelDeployment) -> list[dict[str, Any]]:
 
 def init_containers(md: ModelDeployment) -> list[dict[str, Any]]:
     """PerNode: fill this node's cache before the engine starts (at once when it is warm)."""
-    return [download_container(md, "weights")] if per_node(md) else []
+    return [download_container(md, PER_NODE_CONTAINER)] if per_node(md) else []
+
+
+def engine_pod_labels(md: ModelDeployment) -> dict[str, str]:
+    """PerNode: the cache key on each engine pod, so status counts only the nodes filling this
+    revision's directory (during a rollout the old revision's pods run on too)."""
+    return {CACHE_KEY_LABEL: cache_key(md)} if per_node(md) else {}

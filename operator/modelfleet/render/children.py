@@ -115,7 +115,7 @@ def deployment(
             "selector": {"matchLabels": selector_labels(md)},
             "strategy": rollout_strategy(replicas, budget),
             "template": {
-                "metadata": {"labels": _labels(md)},
+                "metadata": {"labels": {**_labels(md), **cache.engine_pod_labels(md)}},
                 "spec": pod_spec(md, placement),
             },
         },

@@ -1,4 +1,5 @@
-"""status.cache from what the download Job, its pod and its progress endpoint report: pure.
+"""status.cache from what the download Job, its pod and its progress endpoint report (Shared), or
+from the engine pods' weights init containers and their progress endpoints (PerNode): pure.
 
 Stable on purpose: a progress sample that could not be read keeps the last numbers of the same
 cache key, and a finished or failed download keeps its message, so recomputing an unchanged
@@ -7,15 +8,22 @@ state writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from modelfleet.api.cache import CacheStatus
+from modelfleet.api.cache import CacheNodes, CacheStatus
 from modelfleet.api.types import ModelDeployment
 from modelfleet.render import cache as render
 
 # Phases in which the replicas may start: the weights are where the engine will read them.
 READY_PHASES = frozenset({"Cached", "PerNode", "Mounted"})
+# PerNode: progress endpoints read per reconcile at most (each read may wait its timeout).
+MAX_PROGRESS_READS = 3
+NodeState = Literal["Downloading", "Cached", "Failed"]
+# On one node, the state that speaks for it: a marker written by any pod means the node is
+# filled; a permanent failure outranks a download that has not finished.
+_NODE_RANK: dict[NodeState, int] = {"Cached": 0, "Failed": 1, "Downloading": 2}
 
 
 @dataclass(frozen=True)
@@ -102,12 +110,7 @@ def cache_status(
     if md.spec.cache is None:
         return None
     if render.per_node(md):
-        return CacheStatus(
-            key=key,
-            revision=rev,
-            phase="PerNode",
-            message="each node fills its cache when a replica first starts there",
-        )
+        return per_node_status(md, [], {})
     name = render.weights_name(md)
     before = md.status.cache if md.status.cache and md.status.cache.key == key else None
     base = CacheStatus(key=key, revision=rev, volume=name, job=name)
@@ -162,3 +165,168 @@ def cache_status(
 def weights_ready(cache: CacheStatus | None) -> bool:
     """Whether engine pods may start on these weights (no cache: always)."""
     return cache is None or cache.phase in READY_PHASES
+
+
+def engines_may_start(md: ModelDeployment, cache: CacheStatus | None) -> bool:
+    """Whether the engine Deployment may be applied: PerNode always (each pod fills its node in
+    its init container, so the pods must exist), otherwise when the weights are ready."""
+    return render.per_node(md) or weights_ready(cache)
+
+
+@dataclass(frozen=True)
+class NodeFill:
+    """What the weights init containers on one node say: its state, the IP of a pod whose
+    progress endpoint can be read, and a permanent failure's reason."""
+
+    node: str
+    state: NodeState
+    pod_ip: str | None = None
+    reason: str = ""
+
+
+def _terminated(status: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    return (status.get(key) or {}).get("terminated") or {}
+
+
+def pod_fill(pod: Mapping[str, Any]) -> NodeFill | None:
+    """An engine pod's weights init container (None: not on a node yet).
+
+    Done (exit 0) is Cached; exit 2 (PERMANENT_EXIT_CODE: the download script's "no retry can
+    fix this"), now or as the last run of a container the kubelet waits to restart, is Failed
+    with the termination message; anything else (running, about to start, retrying after
+    another exit code) is Downloading.
+    """
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        return None
+    status = pod.get("status") or {}
+    ip = status.get("podIP") or None
+    init = next(
+        (
+            c
+            for c in status.get("initContainerStatuses") or []
+            if c.get("name") == render.PER_NODE_CONTAINER
+        ),
+        None,
+    )
+    if init is None:
+        # no init status yet; a pod already Running got past its init containers
+        if status.get("phase") == "Running":
+            return NodeFill(str(node), "Cached")
+        return NodeFill(str(node), "Downloading")
+    now = _terminated(init, "state")
+    if now.get("exitCode") == 0:
+        return NodeFill(str(node), "Cached")
+    if "running" in (init.get("state") or {}):
+        return NodeFill(str(node), "Downloading", pod_ip=ip)
+    last = now or _terminated(init, "lastState")
+    if last.get("exitCode") == render.PERMANENT_EXIT_CODE:
+        reason = str(last.get("message") or last.get("reason") or "").strip()
+        return NodeFill(str(node), "Failed", reason=reason or "the download exited with 2")
+    return NodeFill(str(node), "Downloading")
+
+
+def node_fills(pods: list[dict[str, Any]], key: str) -> list[NodeFill]:
+    """One NodeFill per node running a pod of cache key `key`, sorted by node name."""
+    by_node: dict[str, NodeFill] = {}
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get(render.CACHE_KEY_LABEL) != key or (pod.get("metadata") or {}).get(
+            "deletionTimestamp"
+        ):
+            continue
+        fill = pod_fill(pod)
+        if fill is None:
+            continue
+        seen = by_node.get(fill.node)
+        if (
+            seen is None
+            or _NODE_RANK[fill.state] < _NODE_RANK[seen.state]
+            or (fill.state == seen.state and seen.pod_ip is None and fill.pod_ip)
+        ):
+            by_node[fill.node] = fill
+    return [by_node[node] for node in sorted(by_node)]
+
+
+def progress_to_read(fills: list[NodeFill], limit: int = MAX_PROGRESS_READS) -> list[NodeFill]:
+    """The downloading nodes whose progress a reconcile reads: the first `limit` by name."""
+    return [f for f in fills if f.state == "Downloading" and f.pod_ip][:limit]
+
+
+def _slowness(item: tuple[str, Progress]) -> tuple[float, int, str]:
+    node, sample = item
+    share = sample.bytes / sample.total_bytes if sample.total_bytes else 0.0
+    return (share, sample.bytes, node)
+
+
+def per_node_status(
+    md: ModelDeployment, fills: list[NodeFill], progress: Mapping[str, Progress]
+) -> CacheStatus:
+    """PerNode status.cache from the nodes running this revision's replicas and the progress
+    read from some of them (by node name): Failed if any node failed permanently, Downloading
+    (the slowest sampled node's numbers) while any downloads, Cached when all are filled,
+    Pending before a replica is on a node. A round without a sample keeps the last numbers."""
+    key = render.cache_key(md)
+    before = md.status.cache if md.status.cache and md.status.cache.key == key else None
+    base = CacheStatus(key=key, revision=md.spec.model_revision)
+    counts = CacheNodes(
+        cached=sum(f.state == "Cached" for f in fills),
+        downloading=sum(f.state == "Downloading" for f in fills),
+        failed=sum(f.state == "Failed" for f in fills),
+    )
+    if not fills:
+        if before is not None and before.phase == "Cached":
+            return before  # no replica now (scaled to zero): the nodes stay filled
+        return base.model_copy(
+            update={
+                "phase": "Pending",
+                "message": "no replica on a node yet; each node fills its cache when a replica "
+                "first starts there",
+            }
+        )
+    base = base.model_copy(update={"nodes": counts})
+    failed = [f for f in fills if f.state == "Failed"]
+    if failed:
+        return base.model_copy(
+            update={
+                "phase": "Failed",
+                "message": f"download failed on node {failed[0].node}: {failed[0].reason}",
+            }
+        )
+    if not counts.downloading:
+        total = before.total_bytes if before else None
+        return base.model_copy(
+            update={
+                "phase": "Cached",
+                "bytes": total,
+                "total_bytes": total,
+                "percent": 100 if total else None,
+                "message": f"weights cached on {_nodes(counts.cached)}; replicas mount them "
+                "read-only",
+            }
+        )
+    summary = f"{counts.cached} of {_nodes(len(fills))} cached"
+    samples = {f.node: progress[f.node] for f in fills if f.node in progress}
+    if not samples:
+        if before is not None and before.phase == "Downloading" and before.nodes == counts:
+            return before
+        return base.model_copy(
+            update={"phase": "Downloading", "message": f"{summary}, no progress yet"}
+        )
+    node, slowest = min(samples.items(), key=_slowness)
+    total = slowest.total_bytes
+    percent = min(100, slowest.bytes * 100 // total) if total else None
+    done = f"downloaded {_gib(slowest.bytes)}" + (f" of {_gib(total)}" if total else "")
+    return base.model_copy(
+        update={
+            "phase": "Downloading",
+            "bytes": slowest.bytes,
+            "total_bytes": total,
+            "percent": percent,
+            "message": f"{summary}; slowest node {node}: {done}",
+        }
+    )
+
+
+def _nodes(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"

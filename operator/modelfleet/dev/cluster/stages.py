@@ -13,7 +13,8 @@ LOAD_DELAY_ANNOTATION = "modelfleet.dev/simulated-load-delay"
 DEFAULT_MODEL_LOAD_DELAY = timedelta(seconds=3)
 DOWNLOAD_DURATION_ANNOTATION = "modelfleet.dev/simulated-download-duration"
 # How long a simulated weights download pod runs before it succeeds (stage
-# weights-download-complete); long enough for a test to read its progress.
+# weights-download-complete) or a PerNode init container downloads (weights-init-complete); long
+# enough for a test to read its progress.
 DEFAULT_DOWNLOAD_DURATION = timedelta(seconds=12)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -39,7 +40,7 @@ def stage_documents(
         if document["metadata"]["name"] == "pod-ready":
             milliseconds = round(model_load_delay.total_seconds() * 1000)
             document["spec"]["delay"]["durationMilliseconds"] = milliseconds
-        if document["metadata"]["name"] == "weights-download-complete":
+        if document["metadata"]["name"] in ("weights-download-complete", "weights-init-complete"):
             milliseconds = round(download_duration.total_seconds() * 1000)
             document["spec"]["delay"]["durationMilliseconds"] = milliseconds
     return documents
