@@ -160,6 +160,15 @@ CASES: list[Case] = [
         "spec.autoscaling.intervalSeconds",
         "greater than or equal to 1",
     ),
+    Case("slo-ok", _spec(slo={"ttftSeconds": 0.5, "tpotSeconds": 0.05, "objective": 0.95})),
+    Case("slo-empty-ok", _spec(slo={})),
+    Case("slo-ttft-0", _spec(slo={"ttftSeconds": 0}), "spec.slo.ttftSeconds", "greater than 0"),
+    Case(
+        "slo-objective-1.5",
+        _spec(slo={"objective": 1.5}),
+        "spec.slo.objective",
+        "less than or equal to 1",
+    ),
     Case("arch-ok", _spec(architecture=PHI_4, model="microsoft/phi-4")),
     Case(
         "arch-layers-0",

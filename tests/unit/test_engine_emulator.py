@@ -29,7 +29,7 @@ from modelfleet.dev.engine.load import (
     summary,
 )
 from modelfleet.dev.engine.metrics import TTFT_HISTOGRAMS, PodMetrics
-from modelfleet.dev.engine.pods import PodFacts, desired, pod_facts
+from modelfleet.dev.engine.pods import SILENT_ANNOTATION, PodFacts, desired, pod_facts
 from modelfleet.dev.engine.server import FALLBACK_MODEL, PodServer, engine_profile
 from modelfleet.kube.scrape import parse_load
 from modelfleet.render.children import serving
@@ -304,6 +304,15 @@ MD = {
 def test_only_running_ready_pods_with_an_ip_are_served(pod: dict[str, Any], expected: bool) -> None:
     assert serving(pod) is expected
     assert (pod_facts(pod, MD) is not None) is expected
+
+
+def test_a_pod_annotated_silent_is_not_served_though_ready() -> None:
+    pod = _pod()
+    pod["metadata"]["annotations"] = {SILENT_ANNOTATION: "true"}
+    assert serving(pod)
+    assert pod_facts(pod, MD) is None
+    pod["metadata"]["annotations"] = {SILENT_ANNOTATION: "false"}
+    assert pod_facts(pod, MD) is not None
 
 
 def test_pod_facts_prefer_the_pod_and_fill_in_from_the_model_deployment() -> None:

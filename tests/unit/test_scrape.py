@@ -11,6 +11,10 @@ import pytest
 from modelfleet.autoscale.policy import PodLoad
 from modelfleet.kube.scrape import EngineSample, Scraper, parse_load, parse_sample
 from modelfleet.render.engines import profile
+from modelfleet.status.slo import Bucketed
+
+NO_VLLM_TTFT = "the engine exports no vllm:time_to_first_token_seconds histogram"
+NO_SGLANG_TTFT = "the engine exports no sglang:time_to_first_token_seconds histogram"
 
 VLLM = """\
 # HELP vllm:num_requests_waiting Number of requests waiting.
@@ -171,19 +175,29 @@ llamacpp:kv_cache_usage_ratio 0.1
         pytest.param(
             "vllm",
             VLLM_FULL,
-            EngineSample(PodLoad(4.0, 12.0, 0.42), prompt_tokens=5000.0, generation_tokens=1234.0),
+            EngineSample(
+                PodLoad(4.0, 12.0, 0.42),
+                prompt_tokens=5000.0,
+                generation_tokens=1234.0,
+                ttft=Bucketed(0.5, 3.0, 4.0),  # 2 s target: the largest bound below is 0.5
+            ),
             id="vllm-counters-among-histograms-and-look-alike-names",
         ),
         pytest.param(
             "vllm",
             VLLM,
-            EngineSample(PodLoad(4.0, 12.0, 0.42), prompt_tokens=None, generation_tokens=1234.0),
+            EngineSample(
+                PodLoad(4.0, 12.0, 0.42),
+                prompt_tokens=None,
+                generation_tokens=1234.0,
+                ttft=NO_VLLM_TTFT,
+            ),
             id="a-counter-the-engine-does-not-export-is-none",
         ),
         pytest.param(
             "sglang",
             SGLANG,
-            EngineSample(PodLoad(5.0, 7.0, 0.9)),
+            EngineSample(PodLoad(5.0, 7.0, 0.9), ttft=NO_SGLANG_TTFT),
             id="no-counters-at-all",
         ),
         pytest.param(
@@ -197,7 +211,7 @@ llamacpp:kv_cache_usage_ratio 0.1
             "vllm:num_requests_waiting 0\nvllm:num_requests_running 0\n"
             'vllm:generation_tokens_total{engine="0"} 10\n'
             'vllm:generation_tokens_total{engine="1"} 32\n',
-            EngineSample(PodLoad(0.0, 0.0, 0.0), generation_tokens=42.0),
+            EngineSample(PodLoad(0.0, 0.0, 0.0), generation_tokens=42.0, ttft=NO_VLLM_TTFT),
             id="ranks-add-up",
         ),
         pytest.param(
@@ -264,5 +278,7 @@ def test_a_pod_is_sampled_with_its_counters_and_a_silent_one_is_unknown(
             await scraper.close()
 
     answered, silent = asyncio.run(scrape())
-    assert answered == EngineSample(PodLoad(4.0, 12.0, 0.42), generation_tokens=1234.0)
+    assert answered == EngineSample(
+        PodLoad(4.0, 12.0, 0.42), generation_tokens=1234.0, ttft=NO_VLLM_TTFT
+    )
     assert silent is None

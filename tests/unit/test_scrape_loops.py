@@ -205,7 +205,9 @@ class FakeScraper:
         self.answers = answers
         self.calls: list[tuple[str, Engine]] = []
 
-    async def sample(self, pod_ip: str, engine: EngineProfile) -> EngineSample | None:
+    async def sample(
+        self, pod_ip: str, engine: EngineProfile, targets: object = None
+    ) -> EngineSample | None:
         self.calls.append((pod_ip, engine.engine))
         await asyncio.sleep(0)
         return self.answers.get(pod_ip)
@@ -335,7 +337,9 @@ def test_a_pod_that_goes_away_is_not_scraped_again() -> None:
 
 def test_a_failing_scrape_is_counted_and_the_loop_goes_on() -> None:
     class Broken(FakeScraper):
-        async def sample(self, pod_ip: str, engine: EngineProfile) -> EngineSample | None:
+        async def sample(
+            self, pod_ip: str, engine: EngineProfile, targets: object = None
+        ) -> EngineSample | None:
             self.calls.append((pod_ip, engine.engine))
             raise RuntimeError("a bug")
 

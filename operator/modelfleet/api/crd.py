@@ -38,7 +38,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "$/HR", "type": "number", "jsonPath": ".status.cost.hourly"},
     {"name": "SPEND", "type": "number", "jsonPath": ".status.cost.spend"},
-    {"name": "$/1M", "type": "number", "jsonPath": ".status.cost.perMillionTokens.output"},
+    {"name": "$/1M-OUT", "type": "number", "jsonPath": ".status.cost.perMillionTokens.output"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {
@@ -46,6 +46,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
     },
+    {"name": "TTFT-OK", "type": "number", "jsonPath": ".status.slo.ttft.attainment", "priority": 1},
+    {"name": "Held-By", "type": "string", "jsonPath": ".status.autoscaling.heldBy", "priority": 1},
     {"name": "Min", "type": "integer", "jsonPath": ".spec.minReplicas", "priority": 1},
     {"name": "Max", "type": "integer", "jsonPath": ".spec.maxReplicas", "priority": 1},
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},

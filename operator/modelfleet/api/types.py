@@ -258,6 +258,51 @@ class ExpectedLoad(_Model):
     ]
 
 
+class SLOSpec(_Model):
+    """Latency objectives the operator reports attainment of (status.slo, docs/autoscaling.md)."""
+
+    ttft_seconds: Annotated[
+        float,
+        Field(
+            alias="ttftSeconds",
+            gt=0,
+            le=3600,
+            allow_inf_nan=False,
+            description=(
+                "Time to first token each request should get, in seconds. Measured from the "
+                "engines' TTFT histograms at the largest bucket bound not above it "
+                "(status.slo.ttft.measuredAtSeconds)."
+            ),
+        ),
+    ] = 2.0
+    tpot_seconds: Annotated[
+        float | None,
+        Field(
+            alias="tpotSeconds",
+            gt=0,
+            le=600,
+            allow_inf_nan=False,
+            description=(
+                "Time per output token (the gap between two tokens of a stream), in seconds. "
+                "Unset: not reported."
+            ),
+        ),
+    ] = None
+    objective: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=1,
+            allow_inf_nan=False,
+            description=(
+                "Share of requests (TPOT: of output tokens) that must meet the target over the "
+                "last hour; below it status.slo says missed and a Warning Event SLOMissed is "
+                "posted."
+            ),
+        ),
+    ] = 0.99
+
+
 class MLAArchitecture(_Model):
     """Multi-head latent attention ranks (DeepSeek V3/R1, Kimi K2): one compressed KV per layer."""
 
@@ -667,6 +712,15 @@ class ModelDeploymentSpec(_Model):
         BudgetSpec | None,
         Field(description="Money limits: USD per hour for all replicas."),
     ] = None
+    slo: Annotated[
+        SLOSpec | None,
+        Field(
+            description=(
+                "Latency objectives (time to first token, time per output token) whose "
+                "attainment status.slo reports; defaults when unset (TTFT 2 s, 99%)."
+            ),
+        ),
+    ] = None
     image: Annotated[
         str | None,
         Field(
@@ -833,6 +887,10 @@ class ModelDeploymentSpec(_Model):
         return self.autoscaling or AutoscalingSpec()
 
     @property
+    def slo_or_default(self) -> SLOSpec:
+        return self.slo or SLOSpec()
+
+    @property
     def min_replicas_or_default(self) -> int:
         return 1 if self.min_replicas is None else self.min_replicas
 
@@ -846,7 +904,7 @@ def kv_cache_arg(arg: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for flag in _KV_CACHE_ARGS)
 
 
-ConditionType = Literal["Ready", "Progressing", "Degraded", "BudgetLimited"]
+ConditionType = Literal["Ready", "Progressing", "Degraded", "BudgetLimited", "MetricsUnavailable"]
 
 
 class PlacementStatus(_Model):
@@ -968,6 +1026,115 @@ class CostStatus(_Model):
     ] = None
 
 
+class LatencySLOStatus(_Model):
+    """Attainment of one latency target over the window, from the engines' histograms."""
+
+    target: Annotated[float, Field(description="The target from spec.slo, in seconds.")]
+    measured_at_seconds: Annotated[
+        float | None,
+        Field(
+            alias="measuredAtSeconds",
+            description=(
+                "The histogram bucket bound attainment is measured at: the largest the engine "
+                "exports that is not above the target (vLLM's TTFT buckets go 1.0, 2.5: a 2 s "
+                "target is measured at 1.0, so attainment is a lower bound)."
+            ),
+        ),
+    ] = None
+    attainment: Annotated[
+        float | None,
+        Field(
+            description=(
+                "Share of the window's requests (TPOT: output tokens) within measuredAtSeconds; "
+                "absent when unknown or when nothing was served."
+            ),
+        ),
+    ] = None
+    count: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Requests (TPOT: output token gaps) the engines timed in the window.",
+        ),
+    ] = 0
+    met: Annotated[
+        bool | None,
+        Field(
+            description=(
+                "attainment >= spec.slo.objective; absent when unknown or nothing was served."
+            ),
+        ),
+    ] = None
+    unknown_reason: Annotated[
+        str | None,
+        Field(
+            alias="unknownReason",
+            description=(
+                "Why attainment is unknown: the engine exports no such histogram (llama.cpp), "
+                "or no bucket bound is at or below the target."
+            ),
+        ),
+    ] = None
+
+
+class SLOStatus(_Model):
+    """Observed attainment of spec.slo over the last hour (written at most every 5 minutes in
+    steady state, like the time-based cost fields)."""
+
+    since: Annotated[
+        str,
+        Field(
+            description=(
+                "Start of the window (RFC 3339): an hour before `until`, or later when the "
+                "operator started leading less than an hour ago."
+            ),
+        ),
+    ]
+    until: Annotated[str, Field(description="End of the window (RFC 3339).")]
+    ttft: Annotated[LatencySLOStatus, Field(description="Time to first token.")]
+    tpot: Annotated[
+        LatencySLOStatus | None,
+        Field(description="Time per output token (only with spec.slo.tpotSeconds)."),
+    ] = None
+
+
+class AutoscalingStatus(_Model):
+    """The autoscaler's current recommendation and what held the count away from it; written
+    when one of them changes, not every interval."""
+
+    recommendation: Annotated[
+        int,
+        Field(
+            ge=0,
+            description=(
+                "Replicas the load asks for now, before windows, steps, bounds and budgets."
+            ),
+        ),
+    ]
+    replicas: Annotated[int, Field(ge=0, description="The count the autoscaler runs.")]
+    held_by: Annotated[
+        str | None,
+        Field(
+            alias="heldBy",
+            description=(
+                "The rule that kept the count from the recommendation: MissingData, "
+                "LoadingReplicas, QueueAboveTarget, SLOBelowSetpoint, ScaleUpWindow, "
+                "ScaleDownWindow, ObservingSinceStart, MaxScaleUpStep, MaxScaleDownStep, "
+                "MaxReplicas, MinReplicas, Budget (docs/autoscaling.md); absent when the count "
+                "is the recommendation."
+            ),
+        ),
+    ] = None
+    message: Annotated[
+        str,
+        Field(description="The decision in one line, with its numbers, as of `since`."),
+    ] = ""
+    since: Annotated[
+        str | None,
+        Field(description="When the recommendation or heldBy last changed (RFC 3339)."),
+    ] = None
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
@@ -975,7 +1142,8 @@ class Condition(_Model):
     """A standard Kubernetes condition (metav1.Condition shape)."""
 
     type: Annotated[
-        ConditionType, Field(description="Ready, Progressing, Degraded or BudgetLimited.")
+        ConditionType,
+        Field(description="Ready, Progressing, Degraded, BudgetLimited or MetricsUnavailable."),
     ]
     status: Annotated[ConditionStatus, Field(description="True, False or Unknown.")]
     reason: Annotated[str, Field(description="One CamelCase word saying why.")]
@@ -1048,6 +1216,14 @@ class ModelDeploymentStatus(_Model):
         CostStatus | None,
         Field(description="USD per hour, spend, tokens, $/1M and the hosted-API comparison."),
     ] = None
+    slo: Annotated[
+        SLOStatus | None,
+        Field(description="Attainment of spec.slo over the last hour, from engine histograms."),
+    ] = None
+    autoscaling: Annotated[
+        AutoscalingStatus | None,
+        Field(description="The autoscaler's recommendation and the rule holding the count."),
+    ] = None
     cache: Annotated[
         weights.CacheStatus | None,
         Field(description="The weights cache: cached, downloading (bytes, percent) or failed."),
@@ -1055,7 +1231,9 @@ class ModelDeploymentStatus(_Model):
     conditions: Annotated[
         list[Condition],
         Field(
-            description="Ready, Progressing, Degraded and BudgetLimited, with reasons.",
+            description=(
+                "Ready, Progressing, Degraded, BudgetLimited and MetricsUnavailable, with reasons."
+            ),
             json_schema_extra={
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],

@@ -159,4 +159,11 @@ def within_budget(
             last_scale_up_time=None if before is None else before.last_scale_up_time,
         )
     reason = f"{cap.reason} (autoscaler: {decision.reason})"
-    return Decision(cap.replicas, cap.replicas != current, reason, state)
+    return replace(
+        decision,
+        replicas=cap.replicas,
+        changed=cap.replicas != current,
+        reason=reason,
+        state=state,
+        held_by="Budget",
+    )

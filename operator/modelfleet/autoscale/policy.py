@@ -163,6 +163,10 @@ class Decision:
     changed: bool  # replicas != current
     reason: str  # one line with the numbers
     state: AutoscalerState
+    recommendation: int | None = None  # what the load asks for, before the rules below
+    # The rule that kept `replicas` from the recommendation (status.autoscaling.heldBy): the
+    # last one that moved it; None when replicas == recommendation.
+    held_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,36 +221,52 @@ def decide(
         load = replace(load, waiting=tolerated)
     spare = state.spare or 0.0
     recommendation, why = _recommend(config, load, spare=spare)
+    wanted = recommendation
+    held: str | None = None
     missing = _missing_data(load)
     saturated = load.waiting > config.target_queue_depth * max(load.answered, 1)
     if missing:
         # No scale-down on missing data, and the held count is what the window remembers.
         recommendation = max(recommendation, current)
+        held = "MissingData"
     elif loading and saturated:
         recommendation = max(_recommend(config, load, with_queue=False, spare=spare)[0], current)
         why = f"{why}; waiting for {current - load.answered - load.unknown} loading replica(s)"
+        held = "LoadingReplicas"
     elif saturated and recommendation < current:
         # Requests queue beyond the target: whatever the capacity estimate says, fewer
         # replicas would only lengthen the queue.
         recommendation = current
         why = f"{why}; no fewer while the queue is above target"
+        held = "QueueAboveTarget"
     elif short and recommendation < current:
         recommendation = current
         why = f"{why}; no fewer while TTFT attainment is below the setpoint"
+        held = "SLOBelowSetpoint"
     if base is not None and spare >= max(BURST_NOTE_SPARE, base):
         why = (
             f"{why}; bursts shorter than the {startup:.0f}s start-up need {spare:.1f} standing "
             "replicas above the load (no replica ordered now can follow them)"
         )
+    if recommendation == wanted:
+        held = None
 
     state = _remember(config, state, now, recommendation)
     target, note = _stabilise(config, state, now, current, recommendation, missing)
+    if target != recommendation:
+        held = _held_by_window(config, state, now, current, recommendation, missing)
     zero = _zero_note(config, limits, state, now)
     if zero:
-        target, note = 0, zero
-    target, step_note = _step(config, current, target)
-    target, bound_note = _bound(limits, target, allow_zero=bool(zero))
+        target, note, held = 0, zero, None
+    stepped, step_note = _step(config, current, target)
+    if stepped != target:
+        held = "MaxScaleUpStep" if stepped < target else "MaxScaleDownStep"
+    target, bound_note = _bound(limits, stepped, allow_zero=bool(zero))
+    if target != stepped:
+        held = "MaxReplicas" if target < stepped else "MinReplicas"
     replicas = target
+    if replicas == wanted:
+        held = None
     notes = "; ".join(n for n in (note, step_note, bound_note) if n)
     reason = f"{why}: {current} -> {replicas}" if replicas != current else f"{why}: hold {current}"
     if notes:
@@ -257,7 +277,7 @@ def decide(
             last_scale_time=now,
             last_scale_up_time=now if replicas > current else state.last_scale_up_time,
         )
-    return Decision(replicas, replicas != current, reason, state)
+    return Decision(replicas, replicas != current, reason, state, wanted, held)
 
 
 def _summarise(config: AutoscalingSpec, sample: LoadSample) -> _Load:
@@ -502,6 +522,25 @@ def _stabilise(
     return current, ""
 
 
+def _held_by_window(
+    config: AutoscalingSpec,
+    state: AutoscalerState,
+    now: float,
+    current: int,
+    recommendation: int,
+    missing: bool,
+) -> str:
+    """The rule of `_stabilise` that kept the count from the recommendation (same branches)."""
+    if recommendation > current:
+        return "ScaleUpWindow"
+    down = max(_window(state, now, config.scale_down_window_seconds), default=recommendation)
+    if down < current and now - state.observing_since < config.scale_down_window_seconds:
+        return "ObservingSinceStart"
+    if down < current and missing:
+        return "MissingData"
+    return "ScaleDownWindow"
+
+
 def _step(config: AutoscalingSpec, current: int, target: int) -> tuple[int, str]:
     if target > current + config.max_scale_up_step:
         return current + config.max_scale_up_step, f"step limit +{config.max_scale_up_step}"
@@ -544,11 +583,12 @@ def _at_zero(limits: Limits, sample: LoadSample, state: AutoscalerState) -> Deci
     if limits.min_replicas > 0:
         state = replace(state, last_scale_time=sample.time, last_scale_up_time=sample.time)
         reason = f"at 0 below minReplicas {limits.min_replicas}: 0 -> {limits.min_replicas}"
-        return Decision(limits.min_replicas, True, reason, state)
+        return Decision(limits.min_replicas, True, reason, state, 0, "MinReplicas")
     return Decision(
         0,
         False,
         "at 0: no load to observe; waking from zero needs a request gateway (not built yet), "
         "or a manual scale: hold 0",
         state,
+        0,
     )

@@ -576,7 +576,7 @@ def format_table(report: Report) -> str:
         "$/H",
         spend_header,
         "TOKENS IN/OUT",
-        "$/1M",
+        "$/1M OUT/ALL",
         "API EQUIV",
         "SAVINGS",
     ]
@@ -590,7 +590,7 @@ def format_table(report: Report) -> str:
             usd(line.hourly),
             usd(line.spend),
             f"{count(line.tokens_input)}/{count(line.tokens_output)}",
-            usd(line.per_million_total, 3),
+            f"{usd(line.per_million_output, 3)}/{usd(line.per_million_total, 3)}",
             usd(line.api_equivalent) + (f" ({line.compare_to})" if line.compare_to else ""),
             usd(line.savings),
         ]

@@ -20,7 +20,13 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from modelfleet.api.types import API_VERSION, KIND, ModelDeployment, PlacementStatus
+from modelfleet.api.types import (
+    API_VERSION,
+    KIND,
+    AutoscalingStatus,
+    ModelDeployment,
+    PlacementStatus,
+)
 from modelfleet.autoscale.budget import within_budget
 from modelfleet.autoscale.count import budget_min_replicas, replica_count
 from modelfleet.autoscale.policy import AutoscalerState, Decision, Limits, LoadSample, decide
@@ -29,11 +35,18 @@ from modelfleet.cost.budget import Budget
 from modelfleet.handlers import budgets, metrics, scrapes
 from modelfleet.handlers.budgets import Key
 from modelfleet.handlers.cache import ClusterView
-from modelfleet.handlers.modeldeployment import reconcile, record_scale, serial
+from modelfleet.handlers.modeldeployment import (
+    reconcile,
+    record_autoscaling,
+    record_scale,
+    serial,
+)
 from modelfleet.kube.client import Kube, NotLeader
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import serving
+from modelfleet.status.autoscaling import autoscaling_status
 from modelfleet.status.conditions import unplaceable
+from modelfleet.status.cost import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +101,19 @@ async def interval_step(
         view, budget = _wanting(view, md, placement, key, decision.replicas)
         minimum = budget_min_replicas(md.spec)
         capped = within_budget(decision, budget, minimum, count.replicas, state)
+        block = autoscaling_status(md.status.autoscaling, capped, rfc3339(time.time()))
         if capped.changed:
-            await asyncio.to_thread(apply_decision, view, kube, memo.prices, md, capped)
-        elif budget.applies and budget.cap(decision.replicas, minimum).limited != _limited(md):
-            # The count holds but the budget's verdict on what the autoscaler wants changed:
-            # the reconcile rewrites BudgetLimited.
-            await asyncio.to_thread(
-                reconcile, view, kube, *key, memo.prices, raise_on_invalid=False
-            )
+            await asyncio.to_thread(apply_decision, view, kube, memo.prices, md, capped, block)
+        else:
+            if block != md.status.autoscaling:
+                # The count holds; the recommendation or the rule holding it changed.
+                await asyncio.to_thread(record_autoscaling, kube, *key, block)
+            if budget.applies and budget.cap(decision.replicas, minimum).limited != _limited(md):
+                # The count holds but the budget's verdict on what the autoscaler wants
+                # changed: the reconcile rewrites BudgetLimited.
+                await asyncio.to_thread(
+                    reconcile, view, kube, *key, memo.prices, raise_on_invalid=False
+                )
         state = capped.state
     metrics.AUTOSCALER_LAST_DECISION.labels(*key).set(time.time())
     return state, interval
@@ -133,12 +151,17 @@ def look(kube: Kube, namespace: str, name: str) -> ModelDeployment | float | Non
 
 
 def apply_decision(
-    view: ClusterView, kube: Kube, prices: PriceSheet, md: ModelDeployment, decision: Decision
+    view: ClusterView,
+    kube: Kube,
+    prices: PriceSheet,
+    md: ModelDeployment,
+    decision: Decision,
+    block: AutoscalingStatus | None = None,
 ) -> None:
     """Record the new count in status (with an Event), then size the Deployment from it."""
     namespace, name = md.metadata.namespace, md.metadata.name
     log.info("%s/%s: %s", namespace, name, decision.reason)
-    if record_scale(kube, namespace, name, decision.replicas, decision.reason):
+    if record_scale(kube, namespace, name, decision.replicas, decision.reason, block):
         reconcile(view, kube, namespace, name, prices, raise_on_invalid=False)
 
 

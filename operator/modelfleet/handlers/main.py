@@ -30,6 +30,7 @@ from modelfleet.handlers import (  # noqa: F401 (each registers its handlers wit
     modeldeployment,
     schedule,
     scrapes,
+    slo,
 )
 from modelfleet.kube.client import Kube, load_api_client
 from modelfleet.kube.lease import LeaderElector
@@ -148,6 +149,8 @@ def run_operator(
         raise SystemExit(f"cannot reach the API server at {server}: {error}") from None
     memo = kopf.Memo(prices=sheet, kube=kube, lease=elector, scraper=Scraper(), opencost=opencost)
     scrapes.samples.listeners.append(costs.ledger.record)
+    scrapes.samples.listeners.append(slo.ledger.record)
+    scrapes.loops.targets = slo.ledger.targets
     return asyncio.run(_serve(elector, memo, namespaces, (metrics_address, metrics_port)))
 
 
@@ -178,6 +181,7 @@ async def _serve(
                 return 0
             lost.clear()
             costs.ledger.restart()  # this term counts from status, where the last one left off
+            slo.ledger.restart()  # the SLO window starts with the term
             periodic = asyncio.create_task(schedule.run(memo))
             scraping = asyncio.create_task(scrapes.run(memo))
             pricing = asyncio.create_task(costs.cluster_loop(memo))

@@ -204,6 +204,56 @@ class CostCollector(Collector):
 
 DEPLOYMENT_COSTS = CostCollector()
 REGISTRY.register(DEPLOYMENT_COSTS)
+
+
+@dataclass(frozen=True)
+class LatencySLO:
+    """One latency target of one deployment, as of its last status computation."""
+
+    target: float
+    measured_at: float | None  # the histogram bound it is measured at
+    attainment: float | None
+    count: int
+
+
+class SLOCollector(Collector):
+    """Per-deployment SLO series (docs/autoscaling.md), one small tuple per deployment."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[tuple[str, str], dict[str, LatencySLO]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["namespace", "name", "latency"]
+        attainment = GaugeMetricFamily(
+            "modelfleet_deployment_slo_attainment",
+            "Share of the last hour's requests (latency=ttft) or output tokens (tpot) within "
+            "the histogram bound `le` (the largest the engine exports not above the target); "
+            "absent when unknown or nothing was served.",
+            labels=[*labels, "le"],
+        )
+        target = GaugeMetricFamily(
+            "modelfleet_deployment_slo_target_seconds",
+            "spec.slo's target by latency (ttft, tpot).",
+            labels=labels,
+        )
+        count = GaugeMetricFamily(
+            "modelfleet_deployment_slo_observations",
+            "Requests (ttft) or output token gaps (tpot) the engines timed in the last hour.",
+            labels=labels,
+        )
+        for (namespace, name), latencies in list(self.deployments.items()):
+            for latency, slo in latencies.items():
+                key = [namespace, name, latency]
+                target.add_metric(key, slo.target)
+                if slo.measured_at is not None:
+                    count.add_metric(key, slo.count)
+                    if slo.attainment is not None:
+                        attainment.add_metric([*key, f"{slo.measured_at:g}"], slo.attainment)
+        yield from (attainment, target, count)
+
+
+DEPLOYMENT_SLOS = SLOCollector()
+REGISTRY.register(DEPLOYMENT_SLOS)
 NAMESPACE_BUDGET_HOURLY = Gauge(
     "modelfleet_namespace_budget_hourly_usd",
     "A namespace's budget, USD per hour over its ModelDeployments (absent without one).",
@@ -268,9 +318,16 @@ def publish_opencost(prices: Iterable[NodePrice], engine_pods: Iterable[Mapping[
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted object's series."""
+    forget_autoscaler(namespace, name)
+    DEPLOYMENT_COSTS.deployments.pop((namespace, name), None)
+    DEPLOYMENT_SLOS.deployments.pop((namespace, name), None)
+
+
+def forget_autoscaler(namespace: str, name: str) -> None:
+    """Drop the autoscaler's series of an object (autoscaling turned off); its cost and SLO
+    series stay."""
     with contextlib.suppress(KeyError):
         AUTOSCALER_LAST_DECISION.remove(namespace, name)
-    DEPLOYMENT_COSTS.deployments.pop((namespace, name), None)
 
 
 def stopped_leading() -> None:
@@ -278,6 +335,7 @@ def stopped_leading() -> None:
     deleted meanwhile would never be forgotten here) and zero the work in flight."""
     AUTOSCALER_LAST_DECISION.clear()
     DEPLOYMENT_COSTS.deployments.clear()
+    DEPLOYMENT_SLOS.deployments.clear()
     for gauge in (
         NAMESPACE_BUDGET_HOURLY,
         NODE_GPU_HOURLY,

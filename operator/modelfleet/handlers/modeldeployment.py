@@ -28,14 +28,16 @@ from modelfleet.api.types import (
     KIND,
     PLURAL,
     VERSION,
+    AutoscalingStatus,
     CostStatus,
     ModelDeployment,
     ModelDeploymentStatus,
     PlacementStatus,
+    SLOStatus,
     own_status,
 )
 from modelfleet.cost import ApiPriceError, kube_time, node_prices
-from modelfleet.handlers import costs, metrics
+from modelfleet.handlers import costs, metrics, scrapes, slo
 from modelfleet.handlers.cache import ClusterView, weights_key_of
 from modelfleet.handlers.serial import PerObject
 from modelfleet.kube.client import Kube, NotLeader
@@ -65,9 +67,11 @@ from modelfleet.status.conditions import (
     announcements,
     compute_status,
     invalid_spec_status,
+    unanswered_pods,
     unplaceable,
 )
 from modelfleet.status.cost import CostInputs, comparison, cost_status, refreshed, written_cost
+from modelfleet.status.slo import slo_announcements, slo_status, written_slo
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,8 @@ CHILD_LABELS: Mapping[str, Any] = {
 
 # Every handler below runs its work through this: one piece of work per object at a time.
 serial = PerObject()
+# Ready pods whose scrapes fail this long are named in condition MetricsUnavailable.
+METRICS_GRACE_SECONDS = 30.0
 # A status write that lost a race re-reads and recomputes; beyond this, the next event does.
 WRITE_ATTEMPTS = 3
 
@@ -335,10 +341,18 @@ def refresh_status(
     log.info("%s/%s kept changing; the next event refreshes its status", namespace, name)
 
 
-def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: str) -> bool:
+def record_scale(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    replicas: int,
+    reason: str,
+    autoscaling: AutoscalingStatus | None = None,
+) -> bool:
     """The autoscaler's decision into status, with an Event; False if nothing was written.
 
     Written over the version read here, so a decision never lands on a spec it did not see.
+    `autoscaling`: status.autoscaling for the same decision, in the same write.
     """
     body = kube.get(API_VERSION, KIND, name, namespace)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -355,6 +369,7 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
             "seen_spec_replicas": md.spec.replicas
             if md.status.seen_spec_replicas is None
             else md.status.seen_spec_replicas,
+            "autoscaling": autoscaling or md.status.autoscaling,
         }
     )
     try:
@@ -364,6 +379,25 @@ def record_scale(kube: Kube, namespace: str, name: str, replicas: int, reason: s
     if written:
         _announce(kube, body, md.status, desired)
     return written
+
+
+def record_autoscaling(kube: Kube, namespace: str, name: str, block: AutoscalingStatus) -> bool:
+    """status.autoscaling alone (the count holds); False if nothing was written."""
+    body = kube.get(API_VERSION, KIND, name, namespace)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    try:
+        md = ModelDeployment.from_body(body)
+    except ValidationError:
+        return False
+    if not md.spec.autoscaled:
+        return False
+    try:
+        return _write_if_changed(
+            kube, body, md.status, md.status.model_copy(update={"autoscaling": block})
+        )
+    except ConflictError:
+        return False  # the next interval writes it on what the object is then
 
 
 def _write_status(
@@ -376,19 +410,27 @@ def _write_status(
     prices: PriceSheet,
     cache: CacheStatus | None = None,
 ) -> None:
-    observed = _observe(view)
+    observed = _observe(view, md)
     now = float(int(time.time()))  # whole seconds: the watermark is written as RFC 3339
     budget = view.budget_of(md, placement)
     desired = compute_status(
         md, observed, placement, generation, now=_now(), budget=budget, cache=cache
     )
     seen, fresh = _cost(view, md, prices, now)
+    fresh_slo = _slo(md, now)
+    period = costs.settings.write_period
+    # Time-based fields (cost's spend and tokens, the SLO window) as last written, unless due.
+    held = desired.model_copy(update={"slo": written_slo(md.status.slo, fresh_slo, now, period)})
     if fresh is not None:
-        cost = written_cost(md.status.cost, fresh, now, costs.settings.write_period, seen.pod_ended)
-        unchanged = desired.model_copy(update={"cost": cost})
-        if _dump(unchanged) != _dump(md.status):
-            cost = fresh  # a write anyway: every cost field goes fresh with it
-        desired = desired.model_copy(update={"cost": cost})
+        cost = written_cost(md.status.cost, fresh, now, period, seen.pod_ended)
+        held = held.model_copy(update={"cost": cost})
+    if _dump(held) != _dump(md.status):
+        # A write anyway: every time-based field goes fresh with it.
+        desired = desired.model_copy(update={"slo": fresh_slo})
+        if fresh is not None:
+            desired = desired.model_copy(update={"cost": fresh})
+    else:
+        desired = held
     if _write_if_changed(kube, body, md.status, desired):
         _announce(kube, body, md.status, desired)
         if fresh is not None and refreshed(desired.cost, fresh):
@@ -437,6 +479,22 @@ def _cost(
     return seen, fresh
 
 
+def _slo(md: ModelDeployment, now: float) -> SLOStatus:
+    """status.slo with every field fresh; its series on /metrics follow it."""
+    owner = (md.metadata.namespace, md.metadata.name)
+    spec = md.spec.slo_or_default
+    slo.ledger.aim(owner, spec)
+    fresh = slo_status(spec, slo.ledger.see(owner, md.spec.engine, now))
+    metrics.DEPLOYMENT_SLOS.deployments[owner] = {
+        name: metrics.LatencySLO(
+            block.target, block.measured_at_seconds, block.attainment, block.count
+        )
+        for name, block in (("ttft", fresh.ttft), ("tpot", fresh.tpot))
+        if block is not None
+    }
+    return fresh
+
+
 def _bound(pod: dict[str, Any]) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
 
@@ -449,19 +507,35 @@ def _announce(
     kube: Kube, body: dict[str, Any], old: ModelDeploymentStatus, new: ModelDeploymentStatus
 ) -> None:
     """A Kubernetes Event on the ModelDeployment for each change worth telling (announcements)."""
-    for news in announcements(old, new):
+    for news in [*announcements(old, new), *slo_announcements(old.slo, new.slo)]:
         kube.post_event(body, news.type, news.reason, news.message)
 
 
-def _observe(view: ClusterView) -> Observed:
+def _observe(view: ClusterView, md: ModelDeployment) -> Observed:
     pods = view.own_pods
+    samples = scrapes.samples.of_deployment(md.metadata.namespace, md.metadata.name)
+    uids = {
+        str((p.get("metadata") or {}).get("name")): (p.get("metadata") or {}).get("uid")
+        for p in pods
+    }
+    unanswered = unanswered_pods(
+        pods,
+        {s.pod.name: s.unanswered_since for s in samples if uids.get(s.pod.name) == s.pod.uid},
+        time.monotonic(),
+        METRICS_GRACE_SECONDS,
+    )
     waiting = any(
         c.get("type") == "PodScheduled" and c.get("status") == "False"
         for p in pods
         for c in (p.get("status") or {}).get("conditions") or []
     )
     # Nodes explain unschedulable pods only: most status computations never need them.
-    return Observed(deployment=view.own_deployment, pods=pods, nodes=view.nodes if waiting else [])
+    return Observed(
+        deployment=view.own_deployment,
+        pods=pods,
+        nodes=view.nodes if waiting else [],
+        unanswered=unanswered,
+    )
 
 
 def _report_unplaceable(

@@ -24,7 +24,7 @@ import kopf
 from modelfleet.api.types import GROUP, PLURAL, VERSION
 from modelfleet.autoscale.policy import AutoscalerState
 from modelfleet.cost.budget import NAMESPACE_BUDGET_ANNOTATION, parse_namespace_budget
-from modelfleet.handlers import autoscaler, budgets, costs, metrics
+from modelfleet.handlers import autoscaler, budgets, costs, metrics, slo
 from modelfleet.handlers.modeldeployment import RESYNC_SECONDS, measured, seeing, serial
 from modelfleet.kube.client import Kube, NotLeader
 
@@ -139,6 +139,7 @@ async def track(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
         serial.forget(key)
         metrics.forget(*key)
         costs.forget(key)
+        slo.ledger.forget(key)
         budgets.forget(key)
         if _claims.pop(key, None) is not None and budgets.has_budget(memo.indexes, key[0]):
             schedule.hurry(key[0], time.monotonic())
@@ -155,7 +156,7 @@ async def track(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
     )
     schedule.observe(key, interval if autoscaled else None, time.monotonic())
     if not autoscaled:
-        metrics.forget(*key)  # autoscaling turned off: its decision series goes too
+        metrics.forget_autoscaler(*key)  # autoscaling off: its decision series goes (only)
 
 
 @kopf.on.event("", "v1", "namespaces")

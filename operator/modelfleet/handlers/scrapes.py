@@ -1,7 +1,8 @@
 """One scrape loop per engine pod, and the latest sample of each: the operator's engine numbers.
 
 Every modelfleet engine pod is scraped, autoscaled or not: the autoscaler reads load from here,
-and cost and SLO reports will read the token counters. A pod event handler (no finalizer; kopf
+cost reads the token counters and SLO reports the latency histograms (at the bounds each
+deployment's targets need, `Loops.targets`). A pod event handler (no finalizer; kopf
 shares one Pod watch among all the operator's pod handlers and indexes) keeps the set of pods to
 scrape: each Running, Ready pod with an IP. `Loops.run`, started and stopped with kopf by
 handlers/main.py (so only the leader scrapes), keeps one asyncio task per such pod, which
@@ -21,15 +22,22 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
 
 from modelfleet.api.types import Engine
 from modelfleet.autoscale.policy import PodLoad
+from modelfleet.cost import kube_time
 from modelfleet.handlers import metrics
-from modelfleet.kube.scrape import SCRAPE_TIMEOUT_SECONDS, EngineSample, Scraper
+from modelfleet.kube.scrape import (
+    DEFAULT_TARGETS,
+    SCRAPE_TIMEOUT_SECONDS,
+    EngineSample,
+    Scraper,
+    Targets,
+)
 from modelfleet.render.children import ENGINE_LABEL, MANAGED_BY, OWNER_LABEL, serving
 from modelfleet.render.engines import EngineProfile, profile
 
@@ -55,6 +63,7 @@ class EnginePod:
     deployment: str
     ip: str
     engine: Engine
+    started: float | None = None  # unix time the engine container started (its counters' zero)
 
     @property
     def key(self) -> PodKey:
@@ -90,7 +99,21 @@ def engine_pod(pod: Mapping[str, Any]) -> EnginePod | None:
         deployment=str(deployment),
         ip=str(pod["status"]["podIP"]),
         engine=engine,
+        started=_container_started(pod),
     )
+
+
+def _container_started(pod: Mapping[str, Any]) -> float | None:
+    """When the latest of the pod's running containers started (unix), if the kubelet says."""
+    times = []
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        started = ((container.get("state") or {}).get("running") or {}).get("startedAt")
+        if started:
+            try:
+                times.append(kube_time(str(started)))
+            except ValueError:
+                continue
+    return max(times, default=None)
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,8 @@ class PodSample:
     period: float  # seconds between this pod's scrapes when it was taken
     engine: EngineSample | None  # None: the pod did not answer, or not with its engine's metrics
     unix_time: float  # time.time() at the same moment, for reports in wall-clock windows
+    # time (monotonic) of the first of the unanswered scrapes up to this one; None: it answered
+    unanswered_since: float | None = None
 
     @property
     def stale_after(self) -> float:
@@ -120,7 +145,14 @@ class Samples:
         self.listeners: list[Callable[[PodSample], None]] = []  # e.g. the cost ledger
 
     def record(self, sample: PodSample) -> None:
-        self._by_owner.setdefault(sample.pod.owner, {})[sample.pod.name] = sample
+        pods = self._by_owner.setdefault(sample.pod.owner, {})
+        if sample.engine is None:
+            before = pods.get(sample.pod.name)
+            since = sample.time
+            if before is not None and before.pod.uid == sample.pod.uid and before.engine is None:
+                since = before.unanswered_since if before.unanswered_since is not None else since
+            sample = replace(sample, unanswered_since=since)
+        pods[sample.pod.name] = sample
         for listener in self.listeners:
             listener(sample)
 
@@ -164,10 +196,12 @@ class Loops:
         samples: Samples,
         period: float = SCRAPE_SECONDS,
         jitter: Callable[[], float] = random.random,
+        targets: Callable[[Owner], Targets] = lambda owner: DEFAULT_TARGETS,
     ) -> None:
         self.samples = samples
         self.period = period
         self._jitter = jitter
+        self.targets = targets  # SLO targets by deployment (handlers/slo.py's ledger)
         self._wanted: dict[PodKey, EnginePod] = {}
         self._paces: dict[Owner, float] = {}
         self._tasks: dict[PodKey, tuple[EnginePod, asyncio.Task[None]]] = {}
@@ -246,7 +280,7 @@ class Loops:
         """A terminating pod's last scrape, for its counters; its sample is not kept for load."""
         try:
             started = time.monotonic()
-            sample = await scraper.sample(pod.ip, pod.profile)
+            sample = await scraper.sample(pod.ip, pod.profile, self.targets(pod.owner))
             ended = time.monotonic()
             if sample is not None:
                 final = PodSample(pod, ended, self.period_of(pod), sample, time.time())
@@ -268,7 +302,7 @@ class Loops:
             period = self.period_of(pod)
             started = time.monotonic()
             try:
-                sample = await scraper.sample(pod.ip, pod.profile)
+                sample = await scraper.sample(pod.ip, pod.profile, self.targets(pod.owner))
                 ended = time.monotonic()
                 self.samples.record(PodSample(pod, ended, period, sample, time.time()))
                 metrics.ENGINE_SCRAPES.labels("ok" if sample is not None else "unknown").inc()

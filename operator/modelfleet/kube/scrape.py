@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.autoscale.policy import PodLoad
 from modelfleet.render.engines import ENGINE_PORT, EngineMetrics, EngineProfile
+from modelfleet.status.slo import Reading, at_target
 
 SCRAPE_TIMEOUT_SECONDS = 2.0
 # Engines rename metrics between releases; older vLLM called KV use gpu_cache_usage_perc.
@@ -37,14 +38,26 @@ class EngineSample:
     load: PodLoad
     prompt_tokens: float | None = None
     generation_tokens: float | None = None
+    # Latency histograms at the SLO's bound (status/slo.py); None: the engine has no such
+    # histogram by design (llama.cpp), or no target asked for it.
+    ttft: Reading | None = None
+    tpot: Reading | None = None
 
 
-def parse_sample(text: str, metrics: EngineMetrics) -> EngineSample | None:
-    """One pod's load and token counters from its engine's /metrics text; None when the load is
-    unknown (see parse_load)."""
+# SLO targets a scrape reads the histograms at: (TTFT seconds, TPOT seconds or None).
+Targets = tuple[float, float | None]
+DEFAULT_TARGETS: Targets = (2.0, None)
+
+
+def parse_sample(
+    text: str, metrics: EngineMetrics, targets: Targets = DEFAULT_TARGETS
+) -> EngineSample | None:
+    """One pod's load, token counters and latency histograms (at `targets`) from its engine's
+    /metrics text; None when the load is unknown (see parse_load)."""
     kv_names = (metrics.kv_cache_usage, *FALLBACK_NAMES.get(metrics.kv_cache_usage, ()))
     wanted = (metrics.waiting, metrics.running, *kv_names)
-    samples = _samples(text, (*wanted, metrics.prompt_tokens, metrics.generation_tokens))
+    lines = text.splitlines()
+    samples = _samples(lines, (*wanted, metrics.prompt_tokens, metrics.generation_tokens))
     if samples is None or metrics.waiting not in samples or metrics.running not in samples:
         return None
     ranks = next((samples[name] for name in kv_names if name in samples), [0.0])
@@ -53,14 +66,45 @@ def parse_sample(text: str, metrics: EngineMetrics) -> EngineSample | None:
         running=sum(samples[metrics.running]),
         kv_usage=sum(_fraction(value) for value in ranks) / len(ranks),
     )
+    ttft_target, tpot_target = targets
     return EngineSample(
         load=load,
         prompt_tokens=_total(samples.get(metrics.prompt_tokens)),
         generation_tokens=_total(samples.get(metrics.generation_tokens)),
+        ttft=_histogram(lines, metrics.ttft, ttft_target),
+        tpot=None if tpot_target is None else _histogram(lines, metrics.tpot, tpot_target),
     )
 
 
-def _samples(text: str, names: Iterable[str]) -> dict[str, list[float]] | None:
+def _histogram(lines: list[str], names: tuple[str, ...], target: float) -> Reading | None:
+    """The first of `names` the text exports, read at `target`; None when the engine has none."""
+    if not names:
+        return None
+    for name in names:
+        buckets = _buckets(lines, name)
+        if buckets:
+            return at_target(name, buckets, target)
+    return at_target(names[0], {}, target)
+
+
+def _buckets(lines: list[str], name: str) -> dict[float, float]:
+    """Cumulative bucket counts by bound (le), summed over label sets (model names, ranks)."""
+    prefix = f"{name}_bucket{{"
+    mine = [line for line in lines if line.startswith(prefix)]
+    found: dict[float, float] = {}
+    if not mine:
+        return found
+    try:
+        for family in text_string_to_metric_families("\n".join(mine) + "\n"):
+            for sample in family.samples:
+                bound = float(sample.labels["le"])
+                found[bound] = found.get(bound, 0.0) + float(sample.value)
+    except (ValueError, TypeError, KeyError):
+        return {}
+    return found
+
+
+def _samples(lines: list[str], names: Iterable[str]) -> dict[str, list[float]] | None:
     """Values by sample name, for the wanted names only; None when the text is not Prometheus.
 
     Only the lines of the wanted series reach prometheus_client's parser (an engine's /metrics
@@ -69,10 +113,10 @@ def _samples(text: str, names: Iterable[str]) -> dict[str, list[float]] | None:
     is the name EngineMetrics gives (counters with their _total).
     """
     prefixes = tuple(f"{name}{end}" for name in names for end in ("{", " ", "\t"))
-    lines = [line for line in text.splitlines() if line.startswith(prefixes)]
+    mine = [line for line in lines if line.startswith(prefixes)]
     found: dict[str, list[float]] = {}
     try:
-        for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+        for family in text_string_to_metric_families("\n".join(mine) + "\n"):
             for sample in family.samples:
                 found.setdefault(sample.name, []).append(float(sample.value))
     except (ValueError, TypeError):
@@ -143,10 +187,12 @@ class Scraper:
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
             return None
 
-    async def sample(self, pod_ip: str, engine: EngineProfile) -> EngineSample | None:
+    async def sample(
+        self, pod_ip: str, engine: EngineProfile, targets: Targets = DEFAULT_TARGETS
+    ) -> EngineSample | None:
         """One pod's engine numbers; None when the pod is unknown."""
         body = await self.fetch(metrics_url(pod_ip, engine))
-        return None if body is None else parse_sample(body, engine.metrics)
+        return None if body is None else parse_sample(body, engine.metrics, targets)
 
     async def close(self) -> None:
         if self._session is not None:

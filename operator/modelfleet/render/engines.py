@@ -22,6 +22,10 @@ class EngineMetrics:
     kv_cache_usage: str
     prompt_tokens: str
     generation_tokens: str
+    # Latency histograms (base names, without _bucket), for SLO attainment; () when the engine
+    # has none. Several names: the engine renamed it between releases, the first found counts.
+    ttft: tuple[str, ...] = ()
+    tpot: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,9 @@ PROFILES: dict[Engine, EngineProfile] = {
             kv_cache_usage="vllm:kv_cache_usage_perc",
             prompt_tokens="vllm:prompt_tokens_total",
             generation_tokens="vllm:generation_tokens_total",
+            ttft=("vllm:time_to_first_token_seconds",),
+            # vLLM 0.11 calls it inter_token_latency; older releases time_per_output_token.
+            tpot=("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
         ),
         # huggingface_hub reads HF_TOKEN; releases before 0.20 read only the older name.
         token_env=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
@@ -151,6 +158,8 @@ PROFILES: dict[Engine, EngineProfile] = {
             kv_cache_usage="sglang:token_usage",
             prompt_tokens="sglang:prompt_tokens_total",
             generation_tokens="sglang:generation_tokens_total",
+            ttft=("sglang:time_to_first_token_seconds",),
+            tpot=("sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds"),
         ),
         token_env=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
     ),

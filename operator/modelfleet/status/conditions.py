@@ -7,6 +7,7 @@ recomputing an unchanged state yields an identical status and nothing is written
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from modelfleet.render.children import (
     GPU_RESOURCE,
     endpoint_url,
     selector_string,
+    serving,
 )
 
 # Container states that will not fix themselves: the pod needs a human or a spec change.
@@ -48,6 +50,46 @@ class Observed:
     deployment: dict[str, Any] | None
     pods: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    unanswered: tuple[str, ...] = ()  # ready pods whose metrics failed past the grace period
+
+
+def unanswered_pods(
+    pods: list[dict[str, Any]],
+    unanswered_since: Mapping[str, float | None],
+    now: float,
+    grace: float,
+) -> tuple[str, ...]:
+    """Ready pods whose scrapes have failed for more than `grace` seconds, by name (sorted).
+
+    `unanswered_since`: pod name -> when its scrapes began failing (None: it answers); a pod the
+    scrape loop has not tried yet is not counted (it is given its first chance).
+    """
+    names = []
+    for pod in pods:
+        name = str((pod.get("metadata") or {}).get("name"))
+        since = unanswered_since.get(name)
+        if serving(pod) and since is not None and now - since > grace:
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def metrics_verdict(md: ModelDeployment, unanswered: tuple[str, ...]) -> _Verdict | None:
+    """MetricsUnavailable: True naming the ready pods the operator cannot scrape; False once
+    they answer again; None (no condition) while it never happened."""
+    if unanswered:
+        shown = ", ".join(unanswered[:5]) + (
+            f" and {len(unanswered) - 5} more" if len(unanswered) > 5 else ""
+        )
+        return _Verdict(
+            "True",
+            "ScrapesFailing",
+            f"{len(unanswered)} ready pod(s) do not answer on their engine's /metrics: {shown}; "
+            "they count as unknown (no scale-down, no tokens, no SLO data); see "
+            "docs/troubleshooting.md (MetricsUnavailable)",
+        )
+    if md.status.condition("MetricsUnavailable") is not None:
+        return _Verdict("False", "MetricsAvailable", "every ready engine pod answers")
+    return None
 
 
 @dataclass(frozen=True)
@@ -127,6 +169,9 @@ def compute_status(
     limited = budget_verdict(md, count, budget)
     if limited is not None:
         verdicts["BudgetLimited"] = limited
+    scraping = metrics_verdict(md, observed.unanswered)
+    if scraping is not None:
+        verdicts["MetricsUnavailable"] = scraping
     return ModelDeploymentStatus(
         observed_generation=generation,
         replicas=existing,
@@ -138,6 +183,8 @@ def compute_status(
         seen_spec_replicas=count.seen_spec_replicas,
         last_scale_time=now if count.manual_scale else md.status.last_scale_time,
         last_scale_reason=count.reason if count.manual_scale else md.status.last_scale_reason,
+        autoscaling=md.status.autoscaling if md.spec.autoscaled else None,
+        slo=md.status.slo,
         cache=cache,
         conditions=_merge_conditions(md.status, generation, verdicts, now),
     )
@@ -368,6 +415,15 @@ def announcements(
             found.append(Announcement("Warning", "BudgetLimited", after.message))
     elif after is not None and before is not None and before.status == "True":
         found.append(Announcement("Normal", "WithinBudget", after.message))
+    before, after = (
+        previous.condition("MetricsUnavailable"),
+        current.condition("MetricsUnavailable"),
+    )
+    if after is not None and after.status == "True":
+        if before is None or before.status != "True" or before.message != after.message:
+            found.append(Announcement("Warning", "MetricsUnavailable", after.message))
+    elif after is not None and before is not None and before.status == "True":
+        found.append(Announcement("Normal", "MetricsAvailable", after.message))
     for type_ in ("Ready", "Degraded"):
         before, after = previous.condition(type_), current.condition(type_)
         if after is None or (before is not None and before.reason == after.reason):

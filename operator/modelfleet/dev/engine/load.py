@@ -58,6 +58,9 @@ class LoadConfig:
     drain_seconds: float = DRAIN_SECONDS  # then the rest are abandoned (the engines abort them)
     routing: str = "random"  # or "least-outstanding", "round-robin"
     seed: int | None = None  # of the random routing; None: a fresh one each run
+    # Bounds (seconds) the report counts first tokens within, as an engine's TTFT histogram does
+    # (vLLM's buckets around a usual SLO): "ttftWithin" maps each to a count of ok requests.
+    ttft_bounds: tuple[float, ...] = (0.5, 1.0, 2.5)
 
     def __post_init__(self) -> None:
         if self.routing not in ROUTINGS:
@@ -77,6 +80,7 @@ class LoadStats:
     output_tokens: int = 0
     per_pod: Counter[str] = field(default_factory=Counter)
     pods: int = 0
+    ttft_bounds: tuple[float, ...] = ()
 
     @property
     def in_flight(self) -> int:
@@ -95,6 +99,9 @@ class LoadStats:
             "ttftP50Seconds": percentile(self.ttfts, 50),
             "ttftP95Seconds": percentile(self.ttfts, 95),
             "ttftMaxSeconds": max(self.ttfts, default=None),
+            "ttftWithin": {
+                f"{bound:g}": sum(1 for t in self.ttfts if t <= bound) for bound in self.ttft_bounds
+            },
             "latencyP50Seconds": percentile(self.latencies, 50),
             "latencyP95Seconds": percentile(self.latencies, 95),
             "outputTokens": self.output_tokens,
@@ -202,7 +209,7 @@ async def run_load(
     `config.drain_seconds`) and return the final report. `stop` ends it early and abandons the
     in-flight requests at once, like clients that go away (the engines abort them)."""
     stop = stop or asyncio.Event()
-    stats = LoadStats()
+    stats = LoadStats(ttft_bounds=config.ttft_bounds)
     targets: list[Target] = list(await asyncio.to_thread(discover))
     stats.pods = len(targets)
     turn = 0

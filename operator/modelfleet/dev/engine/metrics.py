@@ -21,9 +21,9 @@ from modelfleet.render.engines import EngineMetrics, profile
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# The names the operator reads (render/engines.py EngineMetrics.ttft): the first of each engine's.
 TTFT_HISTOGRAMS: dict[Engine, str] = {
-    Engine.VLLM: "vllm:time_to_first_token_seconds",
-    Engine.SGLANG: "sglang:time_to_first_token_seconds",
+    engine: profile(engine).metrics.ttft[0] for engine in Engine if profile(engine).metrics.ttft
 }
 # vLLM's own buckets for time to first token.
 TTFT_BUCKETS = (

@@ -27,6 +27,9 @@ from modelfleet.render.children import (
 )
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+# A pod annotated with this set to "true" is not served, though Ready: an engine whose /metrics
+# cannot be reached (tests of condition MetricsUnavailable; remove it to serve the pod again).
+SILENT_ANNOTATION = "modelfleet.dev/emulator-silent"
 POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 _MODEL_FLAGS = ("--served-model-name=", "--alias=", "--model=", "--model-path=", "--hf-repo=")
 
@@ -57,6 +60,8 @@ def pod_facts(pod: dict[str, Any], md: dict[str, Any] | None) -> PodFacts | None
     if not serving(pod):
         return None
     meta = pod["metadata"]
+    if (meta.get("annotations") or {}).get(SILENT_ANNOTATION) == "true":
+        return None
     labels = meta.get("labels") or {}
     spec = pod.get("spec") or {}
     containers = spec.get("containers") or [{}]
