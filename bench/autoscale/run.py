@@ -26,12 +26,21 @@ Targets (exit 1 on a miss):
                 when neither does, modelfleet is no worse on both, or closer to (or
                 further above) the static curve at its own GPU-hours than the peer
 
+--variants adds a robustness pass (not pass/fail; --variants-only runs just that): each day
+trace, derived four ways, with its own static counts around the 0.99 point and modelfleet
+starting at that best static count: thin-0.7 (each request kept with probability 0.7),
+dup-1.4 (each request plus, with probability 0.4, a copy within +-30 s), reversed (the
+10-minute windows in reverse order, the timing inside each kept) and shifted (the windows
+rotated by half the span: the trace starts mid-way). It prints modelfleet's GPU-hours over
+the variant's best static, its attainment and its distance from the static curve.
+
 Runs are spread over --jobs processes (default 2; the machine is shared). --hours H replays only
 the first H hours of each trace (quick iteration; the targets then say met/missed, the same
 rules). A full run takes a few minutes.
 
     .venv/bin/python bench/autoscale/run.py [--trace NAME ...] [--hours H] [--jobs N]
                                             [--routing R] [-o table|json]
+                                            [--variants | --variants-only]
 
 Trace data: Azure LLM inference trace 2023 (Azure Public Dataset), CC-BY 4.0; Patel et al.,
 "Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024. ServeGen
@@ -45,7 +54,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import multiprocessing
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -308,6 +319,134 @@ def report(run: TraceRun, wall: float) -> str:
     return "\n".join(lines)
 
 
+VARIANT_WINDOW = 600.0  # ServeGen's rate windows
+VARIANT_JITTER = 30.0
+VARIANTS = ("thin-0.7", "dup-1.4", "reversed", "shifted")
+
+
+def derive(requests: Sequence[TraceRequest], kind: str, seed: int = 0) -> list[TraceRequest]:
+    """A trace of the same kind from `requests` (sorted by arrival): rate-scaled or with its
+    10-minute windows reordered (see the module docstring)."""
+    rng = random.Random(seed)
+    if kind == "thin-0.7":
+        return [r for r in requests if rng.random() < 0.7]
+    if kind == "dup-1.4":
+        out = list(requests)
+        for r in requests:
+            if rng.random() < 0.4:
+                jitter = rng.uniform(-VARIANT_JITTER, VARIANT_JITTER)
+                out.append(replace(r, arrival=max(0.0, r.arrival + jitter)))
+        return sorted(out, key=lambda r: r.arrival)
+    if kind in ("reversed", "shifted"):
+        windows = int(requests[-1].arrival // VARIANT_WINDOW) + 1 if requests else 0
+        out = []
+        for r in requests:
+            window = int(r.arrival // VARIANT_WINDOW)
+            into = r.arrival - window * VARIANT_WINDOW
+            moved = (
+                windows - 1 - window if kind == "reversed" else (window + windows // 2) % windows
+            )
+            out.append(replace(r, arrival=moved * VARIANT_WINDOW + into))
+        return sorted(out, key=lambda r: r.arrival)
+    raise ValueError(f"unknown variant {kind!r}")
+
+
+def _guess(setup: Setup) -> int:
+    """Where the static search starts without a curve: the busiest 10-minute window's prompt
+    rate in replicas (roofline prefill), plus 2."""
+    windows: dict[int, int] = {}
+    for r in setup.requests:
+        key = int(r.arrival // VARIANT_WINDOW)
+        windows[key] = windows.get(key, 0) + r.prompt_tokens
+    rate = max(windows.values(), default=0) / VARIANT_WINDOW
+    return math.ceil(rate / (setup.prefill_tokens_per_s or float("inf"))) + 2
+
+
+def _static_attainment(key: str, count: int) -> tuple[str, int, Result]:
+    key, count, outcome = _static(key, count)
+    return key, count, static_result(SETUPS[key], count, outcome)
+
+
+def variant_curves(
+    keys: Sequence[str], guesses: dict[str, int], pool: Any
+) -> dict[str, dict[int, Result]]:
+    """Per variant, static counts until the cheapest with attainment >= 0.99 is found, with the
+    two below it (the curve where modelfleet lands)."""
+    curves: dict[str, dict[int, Result]] = {key: {} for key in keys}
+    while True:
+        tasks = []
+        for key in keys:
+            curve, top = curves[key], SETUPS[key].limits.max_replicas
+            passing = [n for n, r in curve.items() if r.slo_attainment >= SLO_TARGET]
+            if not curve:
+                wanted = [guesses[key] - 1, guesses[key]]
+            elif not passing:
+                wanted = [max(curve) + 1, max(curve) + 2]
+            else:
+                wanted = [min(passing) - 1, min(passing) - 2]
+            wanted = [n for n in wanted if 1 <= n <= top and n not in curve]
+            tasks += [(key, n) for n in wanted]
+        if not tasks:
+            return curves
+        for key, count, result in pool.starmap(_static_attainment, tasks):
+            curves[key][count] = result
+
+
+def run_variants(keys: Sequence[str], pool_size: int) -> str:
+    """The robustness pass (--variants): a table, one row per derived trace."""
+    started = time.perf_counter()
+    names: list[str] = []
+    guesses: dict[str, int] = {}
+    for key in keys:
+        base = SETUPS[key]
+        if base.requests[-1].arrival / HOUR < DAY_HOURS:
+            continue
+        best = best_static(list(RUNS[key].curve.values())) if key in RUNS else None
+        start = best.extra["staticReplicas"] if best else _guess(base)
+        for kind in VARIANTS:
+            name = f"{key}/{kind}"
+            SETUPS[name] = replace(base, requests=derive(base.requests, kind))
+            scale = {"thin-0.7": 0.7, "dup-1.4": 1.4}.get(kind, 1.0)
+            guesses[name] = max(1, round(start * scale))
+            names.append(name)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(pool_size) as pool:
+        curves = variant_curves(names, guesses, pool)
+    for name in names:
+        best = best_static(list(curves[name].values()))
+        start = best.extra["staticReplicas"] if best else max(curves[name])
+        SETUPS[name] = replace(SETUPS[name], initial_replicas=start)
+    with context.Pool(pool_size) as pool:
+        mine = {name: r for name, _, r in pool.starmap(_policy, [(n, "modelfleet") for n in names])}
+    lines = [
+        "== robustness: modelfleet on derived day traces (not pass/fail; each starts at its best "
+        "static count)",
+        f"  {'TRACE':<34} {'BEST STATIC':>18} {'MODELFLEET':>18} {'/BEST':>6} {'CURVE':>7}",
+    ]
+    for name in names:
+        curve = list(curves[name].values())
+        best, r = best_static(curve), mine[name]
+        at = static_slo_at(curve, r.gpu_hours)
+        best_text = (
+            f"{best.extra['staticReplicas']}: {best.gpu_hours:.1f} ({best.slo_attainment:.4f})"
+            if best
+            else "-"
+        )
+        ratio = f"{r.gpu_hours / best.gpu_hours:.3f}" if best else "-"
+        lines.append(
+            f"  {name:<34} {best_text:>18} {f'{r.gpu_hours:.1f} ({r.slo_attainment:.4f})':>18} "
+            f"{ratio:>6} {r.slo_attainment - at:>+7.4f}"
+        )
+    lines.append(
+        "  CURVE: modelfleet's attainment minus the static curve's at its GPU-hours (linear "
+        f"between the counts run); ({time.perf_counter() - started:.0f} s)"
+    )
+    return "\n".join(lines)
+
+
+RUNS: dict[str, TraceRun] = {}
+
+
 def truncate(requests: list[TraceRequest], hours: float | None) -> list[TraceRequest]:
     if hours is None:
         return requests
@@ -324,6 +463,10 @@ def main() -> int:
     )
     parser.add_argument("--startup-delay", type=float, default=120.0)
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("--variants", action="store_true", help="add the robustness pass")
+    parser.add_argument(
+        "--variants-only", action="store_true", help="only the robustness pass (no targets)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     keys = args.trace or list(BENCH)
@@ -341,6 +484,9 @@ def main() -> int:
             err=sys.stderr,
         )
         CURVES[key] = {}
+    if args.variants_only:
+        print(run_variants(keys, args.jobs))
+        return 0
     context = multiprocessing.get_context("fork")
     with context.Pool(args.jobs) as pool:
         build_curves(keys, pool)
@@ -385,6 +531,9 @@ def main() -> int:
             print(report(run, wall))
         quick = f" (first {args.hours:g} h only)" if args.hours else ""
         print(f"{sum(verdicts)}/{len(verdicts)} targets met{quick}; {wall:.0f} s")
+        if args.variants:
+            RUNS.update(runs)
+            print(run_variants(keys, args.jobs))
     return 0 if all(verdicts) else 1
 
 

@@ -13,6 +13,7 @@ from modelfleet.api.types import AutoscalingSpec, ModelDeploymentSpec
 from modelfleet.autoscale.policy import (
     PREFILL_TARGET_UTILISATION,
     SPARE_MIN,
+    SPARE_MIN_SHARE,
     STARTUP_GRACE_SECONDS,
     AutoscalerState,
     Decision,
@@ -524,19 +525,37 @@ def test_misses_never_ask_for_fewer() -> None:
 
 
 def test_the_spare_decays_towards_its_floor_while_the_slo_is_met() -> None:
-    state = feed(None, 0.0, 100, 100, 6).state  # spare 4 over a load of 2
+    state = feed(None, 0.0, 100, 100, 8, ready=8).state  # spare 4 over a load of 4
     t = 0.0
     for _ in range(360):  # an hour
         t += 10.0
-        state = feed(state, t, 100, 100, 6).state
+        state = feed(state, t, 100, 100, 8, ready=8).state
     assert state.spare is not None
     assert state.spare == pytest.approx(SPARE_MIN + (4 - SPARE_MIN) / math.e, rel=0.01)
     for _ in range(360 * 8):
         t += 10.0
-        state = feed(state, t, 100, 100, 6).state
+        state = feed(state, t, 100, 100, 8, ready=8).state
     assert state.spare == pytest.approx(SPARE_MIN, abs=0.01)
-    # Below zero the terms shrink with it: a load of 1.7 replicas and a spare of -1 want 1.
-    assert "wants 1 (kv)" in feed(state, t, 100, 100, 2, kv=0.3).reason
+    # Below zero the terms shrink with it: a load of 3.4 replicas and a spare of -1 want 3.
+    assert "wants 3 (kv)" in feed(state, t, 100, 100, 4, ready=8, kv=0.3).reason
+
+
+@pytest.mark.parametrize(
+    ("ready", "floor"),
+    [
+        pytest.param(2, -1 / 3, id="load-1-a-third"),
+        pytest.param(3, -0.5, id="load-1.5-a-third"),
+        pytest.param(6, -1.0, id="load-3-spare-min"),
+        pytest.param(10, -1.0, id="load-5-spare-min"),
+    ],
+)
+def test_the_spare_floor_is_at_most_a_share_of_the_load(ready: int, floor: float) -> None:
+    # `ready` pods at KV 0.35: a load of ready / 2 replicas. Nine hours on target: the floor.
+    assert SPARE_MIN == -1.0 and abs(SPARE_MIN_SHARE - 1 / 3) < 1e-12
+    state = feed(None, 0.0, 100, 100, ready + 2, ready=ready).state
+    for k in range(1, 360 * 9):
+        state = feed(state, 10.0 * k, 100, 100, ready + 2, ready=ready).state
+    assert state.spare == pytest.approx(floor, abs=0.01)
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,10 @@ reasoning; in short:
    shortfall x the replicas running (SPARE_STEP_MIN..SPARE_STEP_MAX), at most once per
    start-up (a raise cannot show sooner) and not while replicas load (the misses of a ramp
    are the ramp's: capacity is on the way); at or above it, it decays towards SPARE_MIN (below
-   zero: the terms' targets may be loose for this workload) with a time constant of
-   SPARE_DECAY_SECONDS, probing for the cheapest spare that holds. A fresh state starts from
+   zero: the terms' targets may be loose for this workload), but at most SPARE_MIN_SHARE of
+   the load below it (a loose target over-states the load in proportion; a small fleet at -1
+   has no room for the next ramp), with a time constant of SPARE_DECAY_SECONDS, probing for
+   the cheapest spare that holds. A fresh state starts from
    the count it finds (spare = current - load: the previous leader's or the user's count is
    the best guess). While the window is below the setpoint the count never goes down (misses
    never ask for fewer). When the spare is most of the count, the reason says so: the bursts
@@ -76,6 +78,9 @@ SPARE_STEP_MIN = 0.1
 SPARE_STEP_MAX = 0.5
 SPARE_DECAY_SECONDS = 3600.0
 SPARE_MIN = -1.0
+# ... and at most this share of the load below it: a loose target over-states the load in
+# proportion, and a small fleet at -1 (half of two replicas) has no room left for a ramp.
+SPARE_MIN_SHARE = 1 / 3
 BURST_NOTE_SPARE = 1.0  # a spare at least this, and at least the load, is named in the reason
 PREFILL_WINDOW_SECONDS = 600.0
 PREFILL_QUANTILE: float | None = 0.9
@@ -359,9 +364,17 @@ def _feedback(
             last_raise = now
     else:
         decay = math.exp(-max(now - previous, 0.0) / SPARE_DECAY_SECONDS)
-        spare = SPARE_MIN + (spare - SPARE_MIN) * decay
+        floor = _spare_floor(base)
+        spare = floor + (spare - floor) * decay
     state = replace(state, spare=spare, last_raise=last_raise, slo_samples=samples)
     return state, short
+
+
+def _spare_floor(base: float | None) -> float:
+    """Where the spare decays to: SPARE_MIN, but no more than SPARE_MIN_SHARE of the load."""
+    if base is None:
+        return SPARE_MIN
+    return max(SPARE_MIN, -SPARE_MIN_SHARE * base)
 
 
 def _first_tokens_on_time(sample: LoadSample, target: float) -> bool:
