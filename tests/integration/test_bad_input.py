@@ -112,10 +112,13 @@ def test_an_object_named_before_the_rule_is_reported_invalid_without_children(
     try:
         operator_fixtures.crd = lambda: copy.deepcopy(without_rule)
         install_crd(api)
+        # Established is not served: the API server swaps in a new schema a moment later.
+        wait_until(lambda: takes(mds, namespace, "legacy.name"), 30, "the CRD without the rule")
         mds.create(namespace, "legacy.name", SPEC)
     finally:
         operator_fixtures.crd = original
         install_crd(api)
+        wait_until(lambda: not takes(mds, namespace, "other.name"), 30, "the rule served again")
 
     ready = wait_until(
         lambda: (c := mds.condition(namespace, "legacy.name", "Ready")).get("reason") and c,
@@ -127,6 +130,19 @@ def test_an_object_named_before_the_rule_is_reported_invalid_without_children(
     assert children(api, namespace) == []
     mds.delete(namespace, "legacy.name")
     wait_until(lambda: not listed(mds, namespace), 30, "the legacy object deleted")
+
+
+def takes(mds: ModelDeployments, namespace: str, name: str) -> bool:
+    """Whether the API server accepts a ModelDeployment named `name` now (a dry run)."""
+    try:
+        mds.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, body(name, SPEC), dry_run="All"
+        )
+    except ApiException as error:
+        if error.status != 422:
+            raise
+        return False
+    return True
 
 
 def test_the_validation_table_gets_the_same_verdicts_from_the_api_server(

@@ -200,11 +200,8 @@ def test_autoscaling_decisions_are_in_status_and_written_only_when_they_change(
     )
     assert idle["replicas"] == 1 and idle["heldBy"] in notes, idle
     assert notes[idle["heldBy"]] in idle["message"], idle
-    # Six decisions later nothing was written: the numbers in the message moved, not the verdict.
-    # Settled: the SLO block has seen the engine (its first answer is written at once).
-    wait_until(
-        lambda: ttft(mds, namespace, "auto").get("measuredAtSeconds") == 1.0, 30, "status.slo"
-    )
+    # Six decisions later nothing was written: the numbers in the message moved, not the verdict
+    # (the SLO block's first numbers wait for the write period, 5 minutes here, like tokens).
     before = mds.get(namespace, "auto")
     time.sleep(12)  # a quiet period to observe, not a wait for a condition
     after = mds.get(namespace, "auto")

@@ -189,8 +189,22 @@ NEW_TARGET = LatencySLOStatus(target=3, unknown_reason=NOT_SCRAPED)
         (_block(1000), _block(990, 0.995), 990, "fresh"),  # clock went back
         (_block(1000), NOT_YET, 2000, "previous"),  # a new leader has not scraped yet
         (_block(1000), NOT_YET.model_copy(update={"ttft": NEW_TARGET}), 1010, "fresh"),
+        # the engine's first answer after the status settled: numbers wait for the period
+        (NOT_YET, _block(2010), 2010, "previous"),
+        (NOT_YET, _block(2301), 2301, "fresh"),
     ],
-    ids=["first", "held", "due", "only-time", "new-bound", "clock-back", "not-yet", "new-target"],
+    ids=[
+        "first",
+        "held",
+        "due",
+        "only-time",
+        "new-bound",
+        "clock-back",
+        "not-yet",
+        "new-target",
+        "first-reading-held",
+        "first-reading-due",
+    ],
 )
 def test_the_window_is_written_at_most_every_period(
     previous: SLOStatus | None, fresh: SLOStatus, now: float, written: str

@@ -201,11 +201,32 @@ def slo_status(slo: SLOSpec, seen: SLOSeen) -> SLOStatus:
 
 def _kind(status: SLOStatus) -> tuple[object, ...]:
     """What the block says apart from the numbers that move with time and traffic."""
-    return tuple(
-        (block.target, block.measured_at_seconds, block.unknown_reason)
-        if block is not None
-        else None
-        for block in (status.ttft, status.tpot)
+    return tuple(_kind_of(block) for block in (status.ttft, status.tpot))
+
+
+def _first_reading(previous: SLOStatus, fresh: SLOStatus) -> bool:
+    """The engines' first readings of the same targets: numbers, not news. They wait for the
+    period like the token counts, so a deployment that just settled is not written again when
+    its engine first answers a scrape."""
+    return all(
+        _kind_of(before) == _kind_of(after) or _first_numbers(before, after)
+        for before, after in ((previous.ttft, fresh.ttft), (previous.tpot, fresh.tpot))
+    )
+
+
+def _first_numbers(before: LatencySLOStatus | None, after: LatencySLOStatus | None) -> bool:
+    return (
+        before is not None
+        and after is not None
+        and before.target == after.target
+        and before.unknown_reason == NOT_SCRAPED
+        and after.unknown_reason is None
+    )
+
+
+def _kind_of(block: LatencySLOStatus | None) -> object:
+    return (
+        None if block is None else (block.target, block.measured_at_seconds, block.unknown_reason)
     )
 
 
@@ -215,9 +236,10 @@ def written_slo(
     """What to put in status: `fresh`, or the block as last written.
 
     Fresh when there is none yet, when it changed in kind (a new target or bound, known or
-    unknown), or when more than `period` has passed since the last `until` and a number changed;
-    never for "not scraped yet" over an earlier block of the same target (a new leader's first
-    status computations would write twice).
+    unknown; not the engines' first readings, which are numbers), or when more than `period`
+    has passed since the last `until` and a number changed; never for "not scraped yet" over
+    an earlier block of the same target (a new leader's first status computations would write
+    twice).
     The caller writes `fresh` anyway when something else in status is written.
     """
     if previous is None:
@@ -226,7 +248,7 @@ def written_slo(
         # This operator has not scraped the engines yet (it just started leading): what was
         # written stands until it has.
         return previous
-    if _kind(previous) != _kind(fresh):
+    if _kind(previous) != _kind(fresh) and not _first_reading(previous, fresh):
         return fresh
     elapsed = now - kube_time(previous.until)
     if elapsed > period or elapsed < 0:
