@@ -13,12 +13,14 @@ tests/unit/test_download_script.py).
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -416,3 +418,43 @@ def test_a_failed_per_node_download_says_why_once(
         namespace, field_selector="involvedObject.name=per-node-missing,reason=DownloadFailed"
     )
     assert len(events.items) == 1
+
+
+def test_the_download_job_takes_the_token_by_reference_only(
+    api: Any, namespace: str, mds: ModelDeployments, storage_class: str, operator: Path
+) -> None:
+    """The download Job, its pod and its claim hold the token only as a secretKeyRef: no object
+    the operator wrote for the cache, and no line of its log, holds it, plain or base64."""
+    token = f"hf_{secrets.token_hex(16)}"
+    core: Any = client.CoreV1Api(api)
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "hf"}, "stringData": {"token": token}}
+    )
+    make_volumes(api, storage_class, 1)
+    spec = {
+        **SPEC,
+        "cache": {"size": "20Gi", "storageClassName": storage_class},
+        "huggingFaceToken": {"secretKeyRef": {"name": "hf", "key": "token"}},
+    }
+    mds.create(namespace, "gated-cache", spec)
+    wait_until(lambda: ready(mds, namespace, "gated-cache"), 120, "Ready after the download")
+
+    [job] = jobs(api, namespace)
+    env = {e.name: e for c in job.spec.template.spec.containers for e in c.env or []}
+    assert env["HF_TOKEN"].value is None
+    ref = env["HF_TOKEN"].value_from.secret_key_ref
+    assert (ref.name, ref.key) == ("hf", "token")
+    written = {
+        "Job": job,
+        "download pods": pods(api, namespace, f"{WEIGHTS_OF}=gated-cache"),
+        "claims": core.list_namespaced_persistent_volume_claim(namespace),
+        "engine pods": engine_pods(api, namespace, "gated-cache"),
+        "ModelDeployment": mds.get(namespace, "gated-cache"),
+        "Events": core.list_namespaced_event(namespace),
+    }
+    encoded = base64.b64encode(token.encode()).decode()
+    for kind, obj in written.items():
+        text = json.dumps(api.sanitize_for_serialization(obj))
+        assert token not in text and encoded not in text, f"the token is in the {kind}"
+    log = operator.read_text()
+    assert token not in log and encoded not in log
