@@ -21,7 +21,13 @@ from kubernetes import client
 
 from modelfleet.dev.cluster import control_plane
 from tests.integration.engine_fixtures import log_tail, run_emulator
-from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, install_crd
+from tests.integration.operator_fixtures import (
+    FAST_WRITE_SECONDS,
+    ModelDeployments,
+    OperatorProcess,
+    install_crd,
+    wait_until,
+)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -132,6 +138,18 @@ def operator_process(
             reporter.write_line("\n".join(process.log_path.read_text().splitlines()[-80:]))
     finally:
         process.stop()
+
+
+@pytest.fixture
+def fast_writes(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The operator writing time-based status (cost, SLO) every FAST_WRITE_SECONDS instead of 5
+    minutes, leading before the test's objects exist; restarted with its defaults after."""
+    operator_process.restart(MODELFLEET_COST_WRITE_SECONDS=FAST_WRITE_SECONDS)
+    wait_until(lambda: "modelfleet_leader 1.0" in operator_process.metrics(), 60, "leading")
+    try:
+        yield operator_process
+    finally:
+        operator_process.restart()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,9 @@ from modelfleet.api.types import GROUP, PLURAL, VERSION
 T = TypeVar("T")
 
 
+FAST_WRITE_SECONDS = "2"  # time-based status fields, for tests that read them (fast_writes)
+
+
 def install_crd(api: Any) -> None:
     """Create or replace the CRD and wait until the API server serves it."""
     extensions: Any = client.ApiextensionsV1Api(api)

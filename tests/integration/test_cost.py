@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,15 @@ from modelfleet.plan.inventory import pod_gpus
 from modelfleet.plan.prices import PriceSheet
 from modelfleet.render.children import OWNER_LABEL
 from tests.integration.engine_fixtures import wait_for_engines
-from tests.integration.operator_fixtures import ModelDeployments, OperatorProcess, wait_until
+from tests.integration.operator_fixtures import FAST_WRITE_SECONDS, ModelDeployments, wait_until
 
 pytestmark = pytest.mark.integration
 
 NAME = "qwen-cost"
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 SPEC: dict[str, Any] = {"model": MODEL, "gpu": {"product": "NVIDIA-L4", "count": 1}, "replicas": 2}
-WRITE_SECONDS = "2"
 PRICE_ANNOTATION = "modelfleet.dev/gpu-hourly-usd"
 LOAD = LoadConfig(concurrency=4, duration=15, prompt_tokens=300, output_tokens=40)
-
-
-@pytest.fixture
-def fast_cost_writes(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
-    operator_process.restart(MODELFLEET_COST_WRITE_SECONDS=WRITE_SECONDS)
-    # Leading before the test's pods exist, so "the last hour" starts before them.
-    wait_until(lambda: "modelfleet_leader 1.0" in operator_process.metrics(), 60, "leading")
-    try:
-        yield operator_process
-    finally:
-        operator_process.restart()
 
 
 def cost(mds: ModelDeployments, namespace: str) -> dict[str, Any]:
@@ -82,7 +69,7 @@ def annotate(api: Any, node: str, value: str | None) -> None:
 
 
 def test_cost_block_tokens_and_per_million_under_load(
-    api: Any, namespace: str, mds: ModelDeployments, emulator: Path, fast_cost_writes: Any
+    api: Any, namespace: str, mds: ModelDeployments, emulator: Path, fast_writes: Any
 ) -> None:
     mds.create(namespace, NAME, SPEC)
     wait_for_engines(api, namespace, NAME, 2)
@@ -117,7 +104,7 @@ def test_cost_block_tokens_and_per_million_under_load(
     while not tokens_agree():
         assert time.monotonic() < deadline, (
             f"tokens {sent_input} in / {sent_output} out within 2%; status.cost "
-            f"{cost(mds, namespace)}; operator metrics: {fast_cost_writes.metrics()[-3000:]}"
+            f"{cost(mds, namespace)}; operator metrics: {fast_writes.metrics()[-3000:]}"
         )
         time.sleep(1)
     block = cost(mds, namespace)
@@ -161,7 +148,7 @@ def test_cost_block_tokens_and_per_million_under_load(
 
 
 def test_spend_survives_an_operator_crash_within_the_bound(
-    api: Any, namespace: str, mds: ModelDeployments, emulator: Path, fast_cost_writes: Any
+    api: Any, namespace: str, mds: ModelDeployments, emulator: Path, fast_writes: Any
 ) -> None:
     mds.create(namespace, NAME, SPEC)
     wait_for_engines(api, namespace, NAME, 2)
@@ -169,7 +156,7 @@ def test_spend_survives_an_operator_crash_within_the_bound(
     wait_until(lambda: cost(mds, namespace).get("accruedUntil"), 30, "a first accrual")
     time.sleep(5)
     before_kill = cost(mds, namespace)
-    fast_cost_writes.kill()
+    fast_writes.kill()
     killed = time.time()
 
     # While nobody leads: one pod is deleted (its ReplicaSet makes another) and is gone.
@@ -184,7 +171,7 @@ def test_spend_survives_an_operator_crash_within_the_bound(
         "the deleted pod gone",
     )
     time.sleep(3)
-    fast_cost_writes.start(MODELFLEET_COST_WRITE_SECONDS=WRITE_SECONDS)
+    fast_writes.start(MODELFLEET_COST_WRITE_SECONDS=FAST_WRITE_SECONDS)
     restarted = time.time()
     wait_until(
         lambda: (

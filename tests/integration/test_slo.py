@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,8 @@ SPEC: dict[str, Any] = {
     "replicas": 1,
     "slo": {"ttftSeconds": 2, "objective": 0.99},
 }
-WRITE_SECONDS = "2"
 # Long prompts at a concurrency one L4 cannot prefill at once: first tokens spread around 1 s.
 LOAD = LoadConfig(concurrency=6, duration=20, prompt_tokens=1200, output_tokens=20)
-
-
-@pytest.fixture
-def fast_writes(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
-    operator_process.restart(MODELFLEET_COST_WRITE_SECONDS=WRITE_SECONDS)
-    wait_until(lambda: "modelfleet_leader 1.0" in operator_process.metrics(), 60, "leading")
-    try:
-        yield operator_process
-    finally:
-        operator_process.restart()
 
 
 def status(mds: ModelDeployments, namespace: str, name: str = NAME) -> dict[str, Any]:

@@ -91,6 +91,22 @@ def _gib(value: int) -> str:
     return f"{value / 2**30:.1f} GiB"
 
 
+def _downloading(base: CacheStatus, progress: Progress, prefix: str) -> CacheStatus:
+    """Downloading with one download's bytes, percent and a message after `prefix`."""
+    total = progress.total_bytes
+    percent = min(100, progress.bytes * 100 // total) if total else None
+    done = f"downloaded {_gib(progress.bytes)}" + (f" of {_gib(total)}" if total else "")
+    return base.model_copy(
+        update={
+            "phase": "Downloading",
+            "bytes": progress.bytes,
+            "total_bytes": total,
+            "percent": percent,
+            "message": prefix + done,
+        }
+    )
+
+
 def cache_status(
     md: ModelDeployment,
     job: dict[str, Any] | None,
@@ -148,18 +164,7 @@ def cache_status(
         return base.model_copy(
             update={"phase": "Downloading", "message": "download Job started, no progress yet"}
         )
-    total = progress.total_bytes
-    percent = min(100, progress.bytes * 100 // total) if total else None
-    message = f"downloaded {_gib(progress.bytes)}" + (f" of {_gib(total)}" if total else "")
-    return base.model_copy(
-        update={
-            "phase": "Downloading",
-            "bytes": progress.bytes,
-            "total_bytes": total,
-            "percent": percent,
-            "message": message,
-        }
-    )
+    return _downloading(base, progress, "")
 
 
 def weights_ready(cache: CacheStatus | None) -> bool:
@@ -314,18 +319,7 @@ def per_node_status(
             update={"phase": "Downloading", "message": f"{summary}, no progress yet"}
         )
     node, slowest = min(samples.items(), key=_slowness)
-    total = slowest.total_bytes
-    percent = min(100, slowest.bytes * 100 // total) if total else None
-    done = f"downloaded {_gib(slowest.bytes)}" + (f" of {_gib(total)}" if total else "")
-    return base.model_copy(
-        update={
-            "phase": "Downloading",
-            "bytes": slowest.bytes,
-            "total_bytes": total,
-            "percent": percent,
-            "message": f"{summary}; slowest node {node}: {done}",
-        }
-    )
+    return _downloading(base, slowest, f"{summary}; slowest node {node}: ")
 
 
 def _nodes(count: int) -> str:
