@@ -367,13 +367,10 @@ def record_scale(
     Written over the version read here, so a decision never lands on a spec it did not see.
     `autoscaling`: status.autoscaling for the same decision, in the same write.
     """
-    body = kube.get(API_VERSION, KIND, name, namespace)
-    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+    found = _live(kube, namespace, name)
+    if found is None:
         return False
-    try:
-        md = ModelDeployment.from_body(body)
-    except ValidationError:
-        return False
+    body, md = found
     desired = md.status.model_copy(
         update={
             "desired_replicas": replicas,
@@ -394,17 +391,23 @@ def record_scale(
     return written
 
 
-def record_autoscaling(kube: Kube, namespace: str, name: str, block: AutoscalingStatus) -> bool:
-    """status.autoscaling alone (the count holds); False if nothing was written."""
+def _live(kube: Kube, namespace: str, name: str) -> tuple[dict[str, Any], ModelDeployment] | None:
+    """The object as the API server has it now, unless it is gone, being deleted or invalid."""
     body = kube.get(API_VERSION, KIND, name, namespace)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-        return False
+        return None
     try:
-        md = ModelDeployment.from_body(body)
+        return body, ModelDeployment.from_body(body)
     except ValidationError:
+        return None
+
+
+def record_autoscaling(kube: Kube, namespace: str, name: str, block: AutoscalingStatus) -> bool:
+    """status.autoscaling alone (the count holds); False if nothing was written."""
+    found = _live(kube, namespace, name)
+    if found is None or not found[1].spec.autoscaled:
         return False
-    if not md.spec.autoscaled:
-        return False
+    body, md = found
     try:
         return _write_if_changed(
             kube, body, md.status, md.status.model_copy(update={"autoscaling": block})
