@@ -252,9 +252,9 @@ def decide(
         held = None
 
     state = _remember(config, state, now, recommendation)
-    target, note = _stabilise(config, state, now, current, recommendation, missing)
+    target, note, window = _stabilise(config, state, now, current, recommendation, missing)
     if target != recommendation:
-        held = _held_by_window(config, state, now, current, recommendation, missing)
+        held = window
     zero = _zero_note(config, limits, state, now)
     if zero:
         target, note, held = 0, zero, None
@@ -495,50 +495,34 @@ def _stabilise(
     current: int,
     recommendation: int,
     missing: bool,
-) -> tuple[int, str]:
-    """Up to the lowest of the short window, down to the highest of the long one."""
+) -> tuple[int, str, str]:
+    """Up to the lowest of the short window, down to the highest of the long one; with the
+    note, and the rule that holds the count when it is not the recommendation."""
     up = min(_window(state, now, config.scale_up_window_seconds), default=recommendation)
     down = max(_window(state, now, config.scale_down_window_seconds), default=recommendation)
     if up > current:
         note = "" if up == recommendation else f"lowest in {config.scale_up_window_seconds}s: {up}"
-        return up, note
+        return up, note, "ScaleUpWindow"
     if down < current:
         observed = now - state.observing_since
         if observed < config.scale_down_window_seconds:
-            return current, (
+            return (
+                current,
                 f"no scale-down: observed {observed:.0f}s of a "
-                f"{config.scale_down_window_seconds}s window since start"
+                f"{config.scale_down_window_seconds}s window since start",
+                "ObservingSinceStart",
             )
         if missing:
-            return current, "no scale-down on missing data"
+            return current, "no scale-down on missing data", "MissingData"
         note = (
             ""
             if down == recommendation
             else (f"highest in {config.scale_down_window_seconds}s: {down}")
         )
-        return down, note
+        return down, note, "ScaleDownWindow"
     if recommendation < current:
-        return current, f"highest in {config.scale_down_window_seconds}s: {down}"
-    return current, ""
-
-
-def _held_by_window(
-    config: AutoscalingSpec,
-    state: AutoscalerState,
-    now: float,
-    current: int,
-    recommendation: int,
-    missing: bool,
-) -> str:
-    """The rule of `_stabilise` that kept the count from the recommendation (same branches)."""
-    if recommendation > current:
-        return "ScaleUpWindow"
-    down = max(_window(state, now, config.scale_down_window_seconds), default=recommendation)
-    if down < current and now - state.observing_since < config.scale_down_window_seconds:
-        return "ObservingSinceStart"
-    if down < current and missing:
-        return "MissingData"
-    return "ScaleDownWindow"
+        return current, f"highest in {config.scale_down_window_seconds}s: {down}", "ScaleDownWindow"
+    return current, "", "ScaleUpWindow"
 
 
 def _step(config: AutoscalingSpec, current: int, target: int) -> tuple[int, str]:

@@ -91,6 +91,20 @@ def _gib(value: int) -> str:
     return f"{value / 2**30:.1f} GiB"
 
 
+def _cached(base: CacheStatus, before: CacheStatus | None, message: str) -> CacheStatus:
+    """Cached, with the size the last download reported."""
+    total = before.total_bytes if before else None
+    return base.model_copy(
+        update={
+            "phase": "Cached",
+            "bytes": total,
+            "total_bytes": total,
+            "percent": 100 if total else None,
+            "message": message,
+        }
+    )
+
+
 def _downloading(base: CacheStatus, progress: Progress, prefix: str) -> CacheStatus:
     """Downloading with one download's bytes, percent and a message after `prefix`."""
     total = progress.total_bytes
@@ -136,16 +150,7 @@ def cache_status(
             update={"phase": "Pending", "message": "creating the volume and the download Job"}
         )
     if state == "Succeeded":
-        total = before.total_bytes if before else None
-        return base.model_copy(
-            update={
-                "phase": "Cached",
-                "bytes": total,
-                "total_bytes": total,
-                "percent": 100 if total else None,
-                "message": "weights cached; replicas mount them read-only",
-            }
-        )
+        return _cached(base, before, "weights cached; replicas mount them read-only")
     if state == "Failed":
         if not failure and before is not None and before.phase == "Failed":
             return before.model_copy(update={"volume": name, "job": name})
@@ -299,16 +304,10 @@ def per_node_status(
             }
         )
     if not counts.downloading:
-        total = before.total_bytes if before else None
-        return base.model_copy(
-            update={
-                "phase": "Cached",
-                "bytes": total,
-                "total_bytes": total,
-                "percent": 100 if total else None,
-                "message": f"weights cached on {_nodes(counts.cached)}; replicas mount them "
-                "read-only",
-            }
+        return _cached(
+            base,
+            before,
+            f"weights cached on {_nodes(counts.cached)}; replicas mount them read-only",
         )
     summary = f"{counts.cached} of {_nodes(len(fills))} cached"
     samples = {f.node: progress[f.node] for f in fills if f.node in progress}
